@@ -1,0 +1,68 @@
+//! Connectors that need no I/O: the deterministic generator and the `count` sink, plus the
+//! factory seam through which drivers supply the I/O connectors (files, stdout).
+
+pub mod generator;
+
+use crate::dataflow::operators::sink::{CountWriter, SinkWriter};
+use crate::dataflow::source::SourceReader;
+use crate::graph::{SinkConnector, SourceConnector};
+use crate::types::Schema;
+
+/// Makes the reader of one source split and the writer of one sink subtask. The node crate
+/// implements it for files and stdout and falls back to [`BuiltinConnectors`] for the rest.
+pub trait ConnectorFactory {
+    fn source_reader(
+        &self,
+        connector: &SourceConnector,
+        vertex_name: &str,
+        subtask_index: u16,
+        parallelism: u16,
+    ) -> Result<Box<dyn SourceReader>, String>;
+
+    /// `input_schema` is the schema of the records the sink receives.
+    fn sink_writer(
+        &self,
+        connector: &SinkConnector,
+        vertex_name: &str,
+        input_schema: &Schema,
+        subtask_index: u16,
+        parallelism: u16,
+    ) -> Result<Box<dyn SinkWriter>, String>;
+}
+
+/// The connectors the core can run by itself.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct BuiltinConnectors;
+
+impl ConnectorFactory for BuiltinConnectors {
+    fn source_reader(
+        &self,
+        connector: &SourceConnector,
+        vertex_name: &str,
+        subtask_index: u16,
+        parallelism: u16,
+    ) -> Result<Box<dyn SourceReader>, String> {
+        match connector {
+            SourceConnector::Generator(config) => {
+                Ok(Box::new(generator::Generator::new(config.clone(), subtask_index, parallelism)))
+            }
+            other => {
+                Err(format!("source `{vertex_name}`: the {} connector needs a node driver", other.name()))
+            }
+        }
+    }
+
+    fn sink_writer(
+        &self,
+        connector: &SinkConnector,
+        vertex_name: &str,
+        _input_schema: &Schema,
+        _subtask_index: u16,
+        _parallelism: u16,
+    ) -> Result<Box<dyn SinkWriter>, String> {
+        match connector {
+            SinkConnector::Count => Ok(Box::new(CountWriter)),
+            other => Err(format!("sink `{vertex_name}`: the {} connector needs a node driver", other.name())),
+        }
+    }
+}

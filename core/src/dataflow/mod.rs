@@ -1,0 +1,12 @@
+//! The dataflow engine: operators, subtasks, and the plan that connects them.
+
+pub mod element;
+pub mod gate;
+pub mod local;
+pub mod operator;
+pub mod operators;
+pub mod plan;
+pub mod source;
+pub mod subtask;
+pub mod windowing;
+pub mod writer;

@@ -1,0 +1,363 @@
+//! A subtask: one parallel instance of a chain, as a sans-IO state machine.
+//!
+//! The driver owns the queues and the clock. Its loop is:
+//! 1. deliver everything [`Subtask::poll_output`] returns (waiting while a downstream queue is full:
+//!    that wait is the back-pressure);
+//! 2. if the subtask has a source, call [`Subtask::poll_source`] with the current time; otherwise
+//!    hand it the next input element with [`Subtask::handle_element`];
+//! 3. stop when [`Subtask::is_finished`].
+//!
+//! Any driver can run a subtask unchanged: the embedded runner's threads, the TaskManager's
+//! network driver, or the simulator.
+
+use std::collections::VecDeque;
+
+use crate::connectors::ConnectorFactory;
+use crate::dataflow::element::Element;
+use crate::dataflow::gate::{GateError, InputGate};
+use crate::dataflow::operator::{Operator, OperatorMetrics, Output, OutputItem, TaskError};
+use crate::dataflow::operators::aggregate::AggregateOperator;
+use crate::dataflow::operators::filter::Filter;
+use crate::dataflow::operators::key_by::KeyBy;
+use crate::dataflow::operators::map::{Map, MapField};
+use crate::dataflow::operators::sink::Sink;
+use crate::dataflow::operators::union::Union;
+use crate::dataflow::operators::window::WindowOperator;
+use crate::dataflow::plan::{ExecutionPlan, SubtaskId};
+use crate::dataflow::source::{SourceItem, SourcePoll, SourceReader, WatermarkGenerator};
+use crate::dataflow::writer::{Outgoing, OutputWriter};
+use crate::graph::{JobGraph, OutputTag, VertexId, VertexKind};
+use crate::key::key_group_range;
+use crate::time::{Instant, WATERMARK_MAX};
+
+/// What a source subtask did on a poll.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceStatus {
+    /// It produced output; poll again after delivering it.
+    Emitted,
+    /// Nothing to do until the given instant (or until the driver decides, if `None`).
+    Pending(Option<Instant>),
+    /// Its input is exhausted and the end has been sent downstream.
+    Finished,
+}
+
+struct Stage {
+    vertex: VertexId,
+    op: Box<dyn Operator>,
+    metrics: OperatorMetrics,
+}
+
+struct SourceHead {
+    reader: Box<dyn SourceReader>,
+    watermarks: Option<WatermarkGenerator>,
+    items: Vec<SourceItem>,
+}
+
+pub struct Subtask {
+    id: SubtaskId,
+    name: String,
+    source: Option<SourceHead>,
+    stages: Vec<Stage>,
+    gate: InputGate,
+    writers: Vec<OutputWriter>,
+    outbox: VecDeque<Outgoing>,
+    finished: bool,
+}
+
+/// Passes records through; stands in for a source at the head of its chain so that the source's
+/// records are counted like any operator's.
+struct PassThrough;
+
+impl Operator for PassThrough {
+    fn on_batch(&mut self, batch: crate::batch::Batch, out: &mut Output) -> Result<(), TaskError> {
+        out.batch(batch);
+        Ok(())
+    }
+}
+
+impl Subtask {
+    /// Instantiates subtask `id` of `plan`, taking I/O connectors from `connectors`.
+    pub fn new(
+        graph: &JobGraph,
+        plan: &ExecutionPlan,
+        id: SubtaskId,
+        connectors: &dyn ConnectorFactory,
+    ) -> Result<Subtask, String> {
+        let sp = &plan.subtasks[id.index()];
+        let chain = &plan.chains[sp.chain];
+        let (index, parallelism) = (sp.index, chain.parallelism);
+        let mut source = None;
+        let mut stages = Vec::new();
+        for &vid in &chain.vertices {
+            let v = graph.vertex(vid);
+            let key_groups = || key_group_range(index, parallelism, graph.max_parallelism);
+            let op: Box<dyn Operator> = match &v.kind {
+                VertexKind::Source { connector, event_time } => {
+                    let reader = connectors.source_reader(connector, &v.name, index, parallelism)?;
+                    let watermarks =
+                        event_time.map(|et| WatermarkGenerator::new(et.field, et.out_of_orderness_ms));
+                    source = Some(SourceHead { reader, watermarks, items: Vec::new() });
+                    Box::new(PassThrough)
+                }
+                VertexKind::Filter { predicate } => Box::new(Filter::new(&v.name, predicate.clone())),
+                VertexKind::Map { fields } => {
+                    let input = graph.inputs(vid).next().expect("a map has an input").from;
+                    let width = graph.vertex(input).output_schema.len();
+                    Box::new(Map::new(
+                        &v.name,
+                        width,
+                        fields.iter().map(|(_, f)| f.clone()).collect::<Vec<MapField>>(),
+                    ))
+                }
+                VertexKind::KeyBy { .. } => Box::new(KeyBy),
+                VertexKind::Union => Box::new(Union),
+                VertexKind::Window(config) => Box::new(WindowOperator::new(config.clone(), key_groups())),
+                VertexKind::Aggregate(config) => {
+                    Box::new(AggregateOperator::new(config.clone(), key_groups()))
+                }
+                VertexKind::Sink { connector } => {
+                    let edge = graph.inputs(vid).next().expect("a sink has an input");
+                    let input_schema = match edge.output {
+                        OutputTag::Main => graph.vertex(edge.from).output_schema.clone(),
+                        OutputTag::Late => graph.late_schema(edge.from).clone(),
+                    };
+                    let writer =
+                        connectors.sink_writer(connector, &v.name, &input_schema, index, parallelism)?;
+                    Box::new(Sink::new(&v.name, writer))
+                }
+            };
+            stages.push(Stage { vertex: vid, op, metrics: OperatorMetrics::default() });
+        }
+        let writers =
+            sp.writers.iter().map(|w| OutputWriter::new(w.clone(), graph.max_parallelism, index)).collect();
+        let names: Vec<&str> = chain.vertices.iter().map(|&v| graph.vertex(v).name.as_str()).collect();
+        Ok(Subtask {
+            id,
+            name: format!("{} ({}/{})", names.join(" → "), index + 1, parallelism),
+            source,
+            stages,
+            gate: InputGate::new(sp.input_channels),
+            writers,
+            outbox: VecDeque::new(),
+            finished: false,
+        })
+    }
+
+    pub fn id(&self) -> SubtaskId {
+        self.id
+    }
+
+    /// A readable name: the chain's vertices and this subtask's index.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn is_source(&self) -> bool {
+        self.source.is_some()
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.finished
+    }
+
+    /// The next element to deliver downstream.
+    pub fn poll_output(&mut self) -> Option<Outgoing> {
+        self.outbox.pop_front()
+    }
+
+    /// Elements waiting for delivery.
+    pub fn pending_output(&self) -> usize {
+        self.outbox.len()
+    }
+
+    /// Each chained vertex with its counters.
+    pub fn metrics(&self) -> impl Iterator<Item = (VertexId, OperatorMetrics)> + '_ {
+        self.stages
+            .iter()
+            .map(|s| {
+                let mut m = s.metrics;
+                m.add(&s.op.extra_metrics());
+                (s.vertex, m)
+            })
+            .enumerate()
+            .map(|(position, (vertex, mut m))| {
+                if position == 0 {
+                    if let Some(head) = &self.source {
+                        m.records_skipped += head.reader.records_skipped();
+                    }
+                }
+                (vertex, m)
+            })
+    }
+
+    /// Handles one element from input channel `channel`. A malformed delivery (unknown channel,
+    /// anything after a channel's end) is a driver or peer bug, reported as an error.
+    pub fn handle_element(&mut self, channel: u32, element: Element) -> Result<(), TaskError> {
+        assert!(!self.finished, "input after the subtask finished");
+        let gate_error = |e: GateError| TaskError::Source {
+            source_name: self.name.clone(),
+            message: format!("bad delivery: {e:?}"),
+        };
+        match element {
+            Element::Batch(batch) => {
+                self.gate.on_batch(channel).map_err(gate_error)?;
+                self.push_through(0, vec![OutputItem::Batch(batch)])
+            }
+            Element::Watermark(w) => match self.gate.on_watermark(channel, w).map_err(gate_error)? {
+                Some(advanced) => self.push_through(0, vec![OutputItem::Watermark(advanced)]),
+                None => Ok(()),
+            },
+            Element::EndOfInput => {
+                let (advanced, all_ended) = self.gate.on_end(channel).map_err(gate_error)?;
+                if let Some(w) = advanced {
+                    self.push_through(0, vec![OutputItem::Watermark(w)])?;
+                }
+                if all_ended {
+                    self.finish()?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Asks the source for its next batch and runs it through the chain.
+    pub fn poll_source(&mut self, now: Instant) -> Result<SourceStatus, TaskError> {
+        assert!(!self.finished, "polled after the subtask finished");
+        let head = self.source.as_mut().expect("poll_source on a subtask without a source");
+        match head.reader.poll(now)? {
+            SourcePoll::Batch(batch) => {
+                let items = match &mut head.watermarks {
+                    Some(generator) => {
+                        head.items.clear();
+                        generator.process(batch, &mut head.items);
+                        head.items
+                            .drain(..)
+                            .map(|item| match item {
+                                SourceItem::Batch(b) => OutputItem::Batch(b),
+                                SourceItem::Watermark(w) => OutputItem::Watermark(w),
+                            })
+                            .collect()
+                    }
+                    None => vec![OutputItem::Batch(batch)],
+                };
+                self.push_through(0, items)?;
+                Ok(SourceStatus::Emitted)
+            }
+            SourcePoll::Pending { until } => Ok(SourceStatus::Pending(until)),
+            SourcePoll::Finished => {
+                self.push_through(0, vec![OutputItem::Watermark(WATERMARK_MAX)])?;
+                self.finish()?;
+                Ok(SourceStatus::Finished)
+            }
+        }
+    }
+
+    /// Ends a source early (the job is being stopped): the final watermark and the end marker
+    /// go downstream as if the input were exhausted, so windows fire and sinks commit.
+    pub fn end_source(&mut self) -> Result<(), TaskError> {
+        assert!(self.source.is_some(), "end_source on a subtask without a source");
+        if !self.finished {
+            self.push_through(0, vec![OutputItem::Watermark(WATERMARK_MAX)])?;
+            self.finish()?;
+        }
+        Ok(())
+    }
+
+    /// Runs items through stages `from..`, routing late records and the last stage's output to
+    /// the writers.
+    fn push_through(&mut self, from: usize, items: Vec<OutputItem>) -> Result<(), TaskError> {
+        let mut current = items;
+        for position in from..self.stages.len() {
+            if current.is_empty() {
+                return Ok(());
+            }
+            let stage = &mut self.stages[position];
+            let mut out = Output::default();
+            for item in current {
+                match item {
+                    OutputItem::Batch(b) => {
+                        stage.metrics.records_in += b.len() as u64;
+                        stage.op.on_batch(b, &mut out)?;
+                    }
+                    OutputItem::Watermark(w) => stage.op.on_watermark(w, &mut out)?,
+                }
+            }
+            stage.metrics.records_out += out
+                .main
+                .iter()
+                .map(|i| match i {
+                    OutputItem::Batch(b) => b.len() as u64,
+                    OutputItem::Watermark(_) => 0,
+                })
+                .sum::<u64>();
+            for late in out.take_late() {
+                self.write(position, OutputTag::Late, OutputItem::Batch(late));
+            }
+            current = out.take_main();
+        }
+        let last = self.stages.len() - 1;
+        for item in current {
+            self.write(last, OutputTag::Main, item);
+        }
+        Ok(())
+    }
+
+    fn write(&mut self, position: usize, tag: OutputTag, item: OutputItem) {
+        let mut targets = self
+            .writers
+            .iter_mut()
+            .filter(|w| w.plan().chain_position == position && w.plan().output == tag)
+            .peekable();
+        match item {
+            OutputItem::Batch(batch) => {
+                // The last writer takes the batch itself; the others a copy.
+                while let Some(w) = targets.next() {
+                    if targets.peek().is_some() {
+                        w.write_batch(batch.clone(), &mut self.outbox);
+                    } else {
+                        w.write_batch(batch, &mut self.outbox);
+                        break;
+                    }
+                }
+            }
+            OutputItem::Watermark(wm) => {
+                for w in targets {
+                    w.write_marker(&Element::Watermark(wm), &mut self.outbox);
+                }
+            }
+        }
+    }
+
+    /// Ends every stage in chain order, then sends the end marker downstream.
+    fn finish(&mut self) -> Result<(), TaskError> {
+        for position in 0..self.stages.len() {
+            let mut out = Output::default();
+            self.stages[position].op.on_end(&mut out)?;
+            for late in out.take_late() {
+                self.write(position, OutputTag::Late, OutputItem::Batch(late));
+            }
+            let main = out.take_main();
+            if position + 1 < self.stages.len() {
+                self.push_through(position + 1, main)?;
+            } else {
+                for item in main {
+                    self.write(position, OutputTag::Main, item);
+                }
+            }
+        }
+        for w in &mut self.writers {
+            w.write_marker(&Element::EndOfInput, &mut self.outbox);
+        }
+        self.finished = true;
+        Ok(())
+    }
+
+    pub fn assert_invariants(&self) {
+        for s in &self.stages {
+            s.op.assert_invariants();
+        }
+        if self.finished {
+            assert!(self.gate.all_ended() || self.source.is_some());
+        }
+    }
+}
