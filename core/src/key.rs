@@ -96,7 +96,13 @@ fn int_scalar(v: i64, t: DataType) -> Scalar {
 /// The key group of a hash: `hash % max_parallelism`.
 #[inline]
 pub fn key_group_of(hash: u64, max_parallelism: u16) -> u16 {
-    (hash % u64::from(max_parallelism)) as u16
+    let m = u64::from(max_parallelism);
+    // The default (128) and most settings are powers of two: a mask instead of a division.
+    if m.is_power_of_two() {
+        (hash & (m - 1)) as u16
+    } else {
+        (hash % m) as u16
+    }
 }
 
 /// The subtask index that owns a key group, as in Flink.
@@ -125,6 +131,21 @@ impl KeySelector {
         assert_eq!(fields.len(), types.len());
         assert!(!fields.is_empty(), "a key has at least one field");
         KeySelector { fields, types }
+    }
+
+    /// The values of a single-field integer (or timestamp) key, if that is what this key is.
+    pub fn single_int_column<'b>(&self, batch: &'b Batch) -> Option<&'b [i64]> {
+        match self.fields.as_slice() {
+            [field] => batch.columns[*field].as_i64(),
+            _ => None,
+        }
+    }
+
+    /// The key group of every row, from its key's stable hash.
+    pub fn key_groups(&self, batch: &Batch, max_parallelism: u16, hashes: &mut Vec<u64>, out: &mut Vec<u16>) {
+        self.hashes(batch, hashes);
+        out.clear();
+        out.extend(hashes.iter().map(|&h| key_group_of(h, max_parallelism)));
     }
 
     /// The key of one row.

@@ -4,6 +4,7 @@
 use std::fs::{self, File};
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use rivulet_core::batch::Batch;
 use rivulet_core::connectors::{BuiltinConnectors, ConnectorFactory};
@@ -19,8 +20,20 @@ use rivulet_core::time::Instant;
 use rivulet_core::types::Schema;
 
 /// Connectors of the node: files and stdout here, the rest from [`BuiltinConnectors`].
-#[derive(Debug, Default, Clone, Copy)]
-pub struct NodeConnectors;
+/// One instance serves one job: it holds the part files staged by its file sinks until the job
+/// ends ([`ConnectorFactory::end_job`]).
+#[derive(Debug, Default)]
+pub struct NodeConnectors {
+    staged: Arc<Mutex<Vec<StagedFile>>>,
+}
+
+/// A part file written and synced, waiting for the job to succeed.
+#[derive(Debug)]
+struct StagedFile {
+    sink: String,
+    staging: PathBuf,
+    target: PathBuf,
+}
 
 fn text_format(format: FileFormat) -> TextFormat {
     match format {
@@ -30,6 +43,26 @@ fn text_format(format: FileFormat) -> TextFormat {
 }
 
 impl ConnectorFactory for NodeConnectors {
+    fn end_job(&self, succeeded: bool) -> Result<(), String> {
+        let staged = std::mem::take(&mut *self.staged.lock().map_err(|_| "a sink panicked")?);
+        let mut first_error = None;
+        for file in staged {
+            let result = if succeeded {
+                fs::rename(&file.staging, &file.target).map_err(|e| {
+                    format!("sink `{}`: cannot publish {}: {e}", file.sink, file.target.display())
+                })
+            } else {
+                fs::remove_file(&file.staging).map_err(|e| {
+                    format!("sink `{}`: cannot remove {}: {e}", file.sink, file.staging.display())
+                })
+            };
+            if let Err(e) = result {
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
     fn source_reader(
         &self,
         connector: &SourceConnector,
@@ -55,9 +88,13 @@ impl ConnectorFactory for NodeConnectors {
     ) -> Result<Box<dyn SinkWriter>, String> {
         match connector {
             SinkConnector::Stdout { format } => Ok(Box::new(StdoutSink::new(input_schema.clone(), *format))),
-            SinkConnector::File(config) => {
-                Ok(Box::new(FileSink::new(vertex_name, config, input_schema.clone(), subtask_index)?))
-            }
+            SinkConnector::File(config) => Ok(Box::new(FileSink::new(
+                vertex_name,
+                config,
+                input_schema.clone(),
+                subtask_index,
+                self.staged.clone(),
+            )?)),
             other => {
                 BuiltinConnectors.sink_writer(other, vertex_name, input_schema, subtask_index, parallelism)
             }
@@ -125,34 +162,64 @@ impl FileSource {
         TaskError::Source { source_name: self.name.clone(), message }
     }
 
-    /// Reads the next line into `self.line` (without its line ending); false at the end of the file.
-    fn read_line(&mut self) -> Result<bool, TaskError> {
+    /// Reads the next line into `self.line` (without its line ending); `None` at the end of the
+    /// file, `Some(Err(message))` for a line longer than the limit (which is consumed whole).
+    fn read_line(&mut self) -> Result<Option<Result<(), String>>, TaskError> {
         let (path, reader, line_no) = self.current.as_mut().expect("a file is open");
         self.line.clear();
-        let limit = INPUT_LINE_BYTES_MAX as u64 + 2;
-        let n = reader.by_ref().take(limit).read_until(b'\n', &mut self.line);
-        let n = n.map_err(|e| TaskError::Source {
+        // Up to the limit, its line ending ("\r\n" at most), and one byte to tell a longer line.
+        let limit = INPUT_LINE_BYTES_MAX as u64 + 3;
+        let read = reader.by_ref().take(limit).read_until(b'\n', &mut self.line);
+        let n = read.map_err(|e| TaskError::Source {
             source_name: self.name.clone(),
             message: format!("{}: {e}", path.display()),
         })?;
         if n == 0 {
-            return Ok(false);
+            return Ok(None);
         }
         *line_no += 1;
-        if self.line.last() == Some(&b'\n') {
+        let ended = self.line.last() == Some(&b'\n');
+        if ended {
             self.line.pop();
-        } else if n as u64 == limit {
-            let message = format!(
-                "{}:{}: the line is longer than {INPUT_LINE_BYTES_MAX} bytes",
-                path.display(),
-                line_no
-            );
-            return Err(self.error(message));
         }
         if self.line.last() == Some(&b'\r') {
             self.line.pop();
         }
-        Ok(true)
+        if self.line.len() > INPUT_LINE_BYTES_MAX {
+            // Skip the rest of the line, however long, without holding it.
+            if !ended {
+                let mut rest = Vec::new();
+                loop {
+                    rest.clear();
+                    let n = reader.by_ref().take(64 * 1024).read_until(b'\n', &mut rest).map_err(|e| {
+                        TaskError::Source {
+                            source_name: self.name.clone(),
+                            message: format!("{}: {e}", path.display()),
+                        }
+                    })?;
+                    if n == 0 || rest.last() == Some(&b'\n') {
+                        break;
+                    }
+                }
+            }
+            self.line.clear();
+            return Ok(Some(Err(format!(
+                "{}:{line_no}: the line is longer than {INPUT_LINE_BYTES_MAX} bytes",
+                path.display()
+            ))));
+        }
+        Ok(Some(Ok(())))
+    }
+
+    /// Applies the bad-line policy to a malformed line.
+    fn bad_line(&mut self, message: String) -> Result<(), TaskError> {
+        match self.config.bad_lines {
+            BadLinePolicy::Fail => Err(self.error(message)),
+            BadLinePolicy::Skip => {
+                self.skipped += 1;
+                Ok(())
+            }
+        }
     }
 }
 
@@ -168,20 +235,32 @@ impl SourceReader for FileSource {
                     .map_err(|e| self.error(format!("cannot open {}: {e}", path.display())))?;
                 self.current = Some((path, BufReader::with_capacity(256 * 1024, file), 0));
                 if self.config.format == FileFormat::Csv && self.config.header {
-                    if !self.read_line()? {
-                        self.current = None;
-                        continue;
-                    }
+                    // A header that does not match makes the whole file unreadable: it fails the
+                    // job whatever the bad-line policy.
+                    let header = match self.read_line()? {
+                        None => {
+                            self.current = None;
+                            continue;
+                        }
+                        Some(Err(message)) => return Err(self.error(message)),
+                        Some(Ok(())) => String::from_utf8_lossy(&self.line).into_owned(),
+                    };
                     let (path, _, line_no) = self.current.as_ref().expect("open");
-                    let text = String::from_utf8_lossy(&self.line);
-                    check_csv_header(&self.config.schema, &text).map_err(|e| {
+                    check_csv_header(&self.config.schema, &header).map_err(|e| {
                         self.error(format!("{}:{line_no}: bad header: {}", path.display(), e.message))
                     })?;
                 }
             }
-            if !self.read_line()? {
-                self.current = None;
-                continue;
+            match self.read_line()? {
+                None => {
+                    self.current = None;
+                    continue;
+                }
+                Some(Err(message)) => {
+                    self.bad_line(message)?;
+                    continue;
+                }
+                Some(Ok(())) => {}
             }
             if self.line.iter().all(u8::is_ascii_whitespace) {
                 continue;
@@ -195,13 +274,14 @@ impl SourceReader for FileSource {
                             None => format!("{}:{line_no}: {}", path.display(), e.message),
                         })
                 }
-                Err(e) => Err(format!("{}:{line_no}: the line is not UTF-8 ({e})", path.display())),
+                Err(e) => {
+                    let valid = std::str::from_utf8(&self.line[..e.valid_up_to()]).unwrap_or_default();
+                    let column = valid.chars().count() + 1;
+                    Err(format!("{}:{line_no}:{column}: the line is not valid UTF-8", path.display()))
+                }
             };
             if let Err(message) = result {
-                match self.config.bad_lines {
-                    BadLinePolicy::Fail => return Err(self.error(message)),
-                    BadLinePolicy::Skip => self.skipped += 1,
-                }
+                self.bad_line(message)?;
             }
         }
         if batch.is_empty() {
@@ -215,8 +295,9 @@ impl SourceReader for FileSource {
     }
 }
 
-/// Writes a subtask's records to `<dir>/.part-<i>.<ext>.inprogress`, renamed to `part-<i>.<ext>`
-/// when the input ends: readers never see a partial part file, and a failed run leaves none.
+/// Writes a subtask's records to `<dir>/.part-<i>.<ext>.inprogress`. At the end of its input the
+/// file is synced and staged; it is renamed to `part-<i>.<ext>` only when the whole job has
+/// succeeded, so readers never see partial output and a failed job publishes none.
 pub struct FileSink {
     name: String,
     schema: Schema,
@@ -225,10 +306,17 @@ pub struct FileSink {
     target: PathBuf,
     writer: Option<BufWriter<File>>,
     text: String,
+    staged: Arc<Mutex<Vec<StagedFile>>>,
 }
 
 impl FileSink {
-    pub fn new(name: &str, config: &FileSinkConfig, schema: Schema, index: u16) -> Result<FileSink, String> {
+    fn new(
+        name: &str,
+        config: &FileSinkConfig,
+        schema: Schema,
+        index: u16,
+        staged: Arc<Mutex<Vec<StagedFile>>>,
+    ) -> Result<FileSink, String> {
         let dir = Path::new(&config.path);
         fs::create_dir_all(dir)
             .map_err(|e| format!("sink `{name}`: cannot create {}: {e}", dir.display()))?;
@@ -250,6 +338,7 @@ impl FileSink {
             target,
             writer: Some(writer),
             text: String::new(),
+            staged,
         })
     }
 }
@@ -266,8 +355,13 @@ impl SinkWriter for FileSink {
         let writer = self.writer.take().ok_or("finished twice")?;
         let file = writer.into_inner().map_err(|e| format!("{}: {}", self.staging.display(), e.error()))?;
         file.sync_all().map_err(|e| format!("{}: {e}", self.staging.display()))?;
-        fs::rename(&self.staging, &self.target)
-            .map_err(|e| format!("sink `{}`: cannot publish {}: {e}", self.name, self.target.display()))
+        let staged = StagedFile {
+            sink: self.name.clone(),
+            staging: self.staging.clone(),
+            target: self.target.clone(),
+        };
+        self.staged.lock().map_err(|_| "a sink panicked")?.push(staged);
+        Ok(())
     }
 }
 

@@ -4,6 +4,7 @@
 //! - [`connectors`] supplies the I/O connectors (files, stdout) the core cannot have;
 //! - [`progress`] turns counters into the live progress line and the final summary.
 
+pub mod alignment;
 pub mod connectors;
 pub mod progress;
 pub mod runner;

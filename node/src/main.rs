@@ -116,7 +116,9 @@ fn run(graph: &JobGraph, workers: usize, mode: ProgressMode) -> ExitCode {
     }
     let mut progress = Progress::new(graph, mode);
     let result =
-        run_job(graph, &NodeConnectors, &RunOptions { workers }, stop, mode.tick(), |h| progress.tick(h));
+        run_job(graph, &NodeConnectors::default(), &RunOptions { workers }, stop, mode.tick(), |h| {
+            progress.tick(h)
+        });
     progress.finish();
     match result {
         Ok(result) => {

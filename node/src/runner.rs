@@ -6,6 +6,7 @@
 //! bounded whatever the speeds. The subtasks themselves are the core's sans-IO state machines;
 //! this module only moves their output, feeds them input and the clock, and publishes counters.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant as StdInstant};
@@ -20,8 +21,15 @@ use rivulet_core::graph::{JobGraph, VertexId};
 use rivulet_core::limits::INPUT_QUEUE_ELEMENTS_MAX;
 use rivulet_core::time::Instant;
 
+use crate::alignment::SplitAlignment;
+
 /// Source batches a subtask handles before it yields its worker thread to other tasks.
 const SOURCE_BATCHES_PER_YIELD: u32 = 32;
+
+/// A source split paused by event-time alignment first yields to its worker's other subtasks this
+/// many times, then sleeps [`PAUSE_SLEEP`] between checks.
+const PAUSE_YIELDS_BEFORE_SLEEP: u32 = 64;
+const PAUSE_SLEEP: Duration = Duration::from_micros(200);
 
 type Message = (u32, Element);
 
@@ -132,11 +140,25 @@ pub fn run_job(
         started: StdInstant::now(),
     };
     let failed = Arc::new(AtomicBool::new(false));
-    let executor = Arc::new(smol::Executor::new());
     let (result_tx, result_rx) = async_channel::unbounded::<(String, Result<(), TaskError>)>();
     let epoch = handle.started;
-    for ((subtask, receiver), mine) in subtasks.into_iter().zip(receivers).zip(subtask_counters) {
-        let driver = Driver {
+    // Each subtask stays on one worker thread for the whole run, so its state stays in that
+    // core's caches; subtask i goes to worker i % workers, which spreads every chain's subtasks.
+    let workers = options.workers.max(1);
+    let total = subtasks.len();
+    let mut assigned: Vec<Vec<Driver>> = (0..workers).map(|_| Vec::new()).collect();
+    let mut alignments: BTreeMap<VertexId, Arc<SplitAlignment>> = BTreeMap::new();
+    for (i, ((subtask, receiver), mine)) in
+        subtasks.into_iter().zip(receivers).zip(subtask_counters).enumerate()
+    {
+        let alignment = subtask.source_watermark().map(|_| {
+            let vertex = subtask.head_vertex();
+            let splits = usize::from(graph.vertex(vertex).parallelism);
+            let shared = alignments.entry(vertex).or_insert_with(|| Arc::new(SplitAlignment::new(splits)));
+            (shared.clone(), usize::from(plan.subtasks[i].index))
+        });
+        assigned[i % workers].push(Driver {
+            alignment,
             subtask,
             receiver,
             senders: senders.clone(),
@@ -144,35 +166,24 @@ pub fn run_job(
             stop: stop.clone(),
             failed: failed.clone(),
             epoch,
-        };
-        let result_tx = result_tx.clone();
-        let remaining = handle.remaining.clone();
-        executor
-            .spawn(async move {
-                let name = driver.subtask.name().to_owned();
-                let result = driver.run().await;
-                remaining.fetch_sub(1, Ordering::Relaxed);
-                // The receiver outlives every task; a failed send means the run is over anyway.
-                let _ = result_tx.send((name, result)).await;
-            })
-            .detach();
+        });
     }
-    drop(result_tx);
     drop(senders);
 
-    let (shutdown_tx, shutdown_rx) = async_channel::bounded::<()>(1);
     let first_error = std::thread::scope(|scope| -> Result<Option<String>> {
-        for i in 0..options.workers.max(1) {
-            let executor = executor.clone();
-            let shutdown = shutdown_rx.clone();
+        for (i, drivers) in assigned.into_iter().enumerate() {
+            let result_tx = result_tx.clone();
+            let remaining = handle.remaining.clone();
             std::thread::Builder::new()
                 .name(format!("rivulet-worker-{i}"))
-                .spawn_scoped(scope, move || smol::block_on(executor.run(shutdown.recv())))
+                .spawn_scoped(scope, move || run_worker(drivers, &result_tx, &remaining))
                 .context("starting a worker thread")?;
         }
-        let mut first_error = None;
+        drop(result_tx);
+        // The cause of a failure is the first error that is not another subtask's abort.
+        let mut cause: Option<String> = None;
+        let mut aborted: Option<String> = None;
         let mut results = 0;
-        let total = handle.remaining();
         let mut next_tick = StdInstant::now() + tick;
         while results < total {
             let wait = next_tick.saturating_duration_since(StdInstant::now());
@@ -185,13 +196,18 @@ pub fn run_job(
             }) {
                 Some(Ok((name, result))) => {
                     results += 1;
-                    if let Err(e) = result {
-                        if first_error.is_none() {
-                            first_error = Some(format!("subtask {name} failed: {e}"));
+                    match result {
+                        Ok(()) => {}
+                        Err(e @ TaskError::Aborted { .. }) => {
+                            aborted.get_or_insert_with(|| e.to_string());
+                        }
+                        Err(e) => {
                             failed.store(true, Ordering::Relaxed);
+                            cause.get_or_insert_with(|| format!("subtask {name} failed: {e}"));
                         }
                     }
                 }
+                // Every worker has ended: all results are in.
                 Some(Err(_)) => break,
                 None => {
                     watch(&handle);
@@ -199,16 +215,45 @@ pub fn run_job(
                 }
             }
         }
-        drop(shutdown_tx);
-        Ok(first_error)
+        assert_eq!(results, total, "every subtask reports its result");
+        Ok(cause.or(aborted))
     })?;
+    // Sinks publish their staged output only when every subtask has succeeded.
+    let ended = connectors.end_job(first_error.is_none());
     if let Some(error) = first_error {
         return Err(anyhow!(error));
     }
+    ended.map_err(|e| anyhow!(e))?;
     Ok(RunResult {
         elapsed: handle.started.elapsed(),
         metrics: handle.metrics_by_vertex(graph.vertices().len()),
     })
+}
+
+/// Runs a worker thread's subtasks to completion on a single-threaded executor.
+fn run_worker(
+    drivers: Vec<Driver>,
+    results: &async_channel::Sender<(String, Result<(), TaskError>)>,
+    remaining: &AtomicUsize,
+) {
+    let executor = smol::LocalExecutor::new();
+    let tasks: Vec<_> = drivers
+        .into_iter()
+        .map(|driver| {
+            executor.spawn(async move {
+                let name = driver.subtask.name().to_owned();
+                let result = driver.run().await;
+                remaining.fetch_sub(1, Ordering::Relaxed);
+                // The receiver outlives every worker; a failed send means the run is over anyway.
+                let _ = results.send((name, result)).await;
+            })
+        })
+        .collect();
+    smol::block_on(executor.run(async {
+        for task in tasks {
+            task.await;
+        }
+    }));
 }
 
 /// Runs one subtask: moves its output to the downstream queues, feeds it input or polls its
@@ -221,6 +266,8 @@ struct Driver {
     stop: Arc<AtomicBool>,
     failed: Arc<AtomicBool>,
     epoch: StdInstant,
+    /// For a split of a source with event time: its source's alignment and its split index.
+    alignment: Option<(Arc<SplitAlignment>, usize)>,
 }
 
 impl Driver {
@@ -246,15 +293,16 @@ impl Driver {
     }
 
     fn aborted(&self) -> TaskError {
-        TaskError::Source {
-            source_name: self.subtask.name().to_owned(),
-            message: "aborted: another subtask failed".into(),
-        }
+        TaskError::Aborted { subtask: self.subtask.name().to_owned() }
     }
 
     async fn run(mut self) -> Result<(), TaskError> {
         let result = self.run_inner().await;
         self.publish();
+        if let Some((alignment, split)) = &self.alignment {
+            // Finished or failed, this split holds nobody back any more.
+            alignment.publish(*split, rivulet_core::time::WATERMARK_MAX);
+        }
         if result.is_err() {
             self.failed.store(true, Ordering::Relaxed);
             // Closing every queue wakes the subtasks waiting on one, and they end too.
@@ -267,6 +315,7 @@ impl Driver {
 
     async fn run_inner(&mut self) -> Result<(), TaskError> {
         let mut batches = 0u32;
+        let mut paused = 0u32;
         loop {
             self.deliver().await?;
             if self.subtask.is_finished() {
@@ -276,6 +325,22 @@ impl Driver {
                 return Err(self.aborted());
             }
             if self.subtask.is_source() {
+                if let Some((alignment, split)) = &self.alignment {
+                    alignment.publish(
+                        *split,
+                        self.subtask.source_watermark().expect("aligned sources have event time"),
+                    );
+                    if !alignment.may_advance(*split) && !self.stop.load(Ordering::Relaxed) {
+                        paused += 1;
+                        if paused < PAUSE_YIELDS_BEFORE_SLEEP {
+                            smol::future::yield_now().await;
+                        } else {
+                            smol::Timer::after(PAUSE_SLEEP).await;
+                        }
+                        continue;
+                    }
+                    paused = 0;
+                }
                 let status = if self.stop.load(Ordering::Relaxed) {
                     self.subtask.end_source()?;
                     SourceStatus::Finished

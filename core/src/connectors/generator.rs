@@ -89,34 +89,40 @@ impl Generator {
     fn block(&self, first: u64, rows: usize) -> Batch {
         let c = &self.config;
         let ids: Vec<i64> = (first..first + rows as u64).map(|i| i as i64).collect();
-        // Each field is computed incrementally: divisions once per block, not once per record.
+        // Each column is filled on its own in runs, with a division once per block rather than
+        // once per record, so the loops stay simple enough to vectorize.
         let mut keys = Vec::with_capacity(rows);
-        let mut key = first % c.keys;
+        fill_cycle(&mut keys, first % c.keys, c.keys, rows);
         let mut values = Vec::with_capacity(rows);
         let step = 7 % c.values;
         let mut value = ((u128::from(first) * 7) % u128::from(c.values)) as u64;
-        let mut ts = Vec::with_capacity(rows);
-        let mut ms = first / c.records_per_ms;
-        let mut in_ms = first % c.records_per_ms;
         for _ in 0..rows {
-            keys.push(key as i64);
-            key += 1;
-            if key == c.keys {
-                key = 0;
-            }
             values.push(value as i64);
             value += step;
             if value >= c.values {
                 value -= c.values;
             }
-            ts.push(c.start_ms.wrapping_add(ms as i64));
-            in_ms += 1;
-            if in_ms == c.records_per_ms {
-                in_ms = 0;
-                ms += 1;
-            }
+        }
+        let mut ts = Vec::with_capacity(rows);
+        let (mut ms, mut in_ms) = (first / c.records_per_ms, first % c.records_per_ms);
+        while ts.len() < rows {
+            let run = ((c.records_per_ms - in_ms) as usize).min(rows - ts.len());
+            let t = c.start_ms.wrapping_add(ms as i64);
+            ts.extend(std::iter::repeat_n(t, run));
+            in_ms = 0;
+            ms += 1;
         }
         Batch::new(vec![Column::Int(ids), Column::Int(keys), Column::Int(values), Column::Timestamp(ts)])
+    }
+}
+
+/// Appends `rows` values counting up from `start` and wrapping to 0 at `modulus`.
+fn fill_cycle(out: &mut Vec<i64>, start: u64, modulus: u64, rows: usize) {
+    let mut next = start;
+    while out.len() < rows {
+        let run = ((modulus - next) as usize).min(rows - out.len());
+        out.extend((next..next + run as u64).map(|v| v as i64));
+        next = 0;
     }
 }
 

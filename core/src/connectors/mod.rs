@@ -19,6 +19,12 @@ pub trait ConnectorFactory {
         parallelism: u16,
     ) -> Result<Box<dyn SourceReader>, String>;
 
+    /// Called once when the job has ended: sinks that staged output make it visible if the job
+    /// `succeeded`, and discard it otherwise, so a failed job publishes nothing.
+    fn end_job(&self, _succeeded: bool) -> Result<(), String> {
+        Ok(())
+    }
+
     /// `input_schema` is the schema of the records the sink receives.
     fn sink_writer(
         &self,

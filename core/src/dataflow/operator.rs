@@ -15,6 +15,13 @@ pub enum TaskError {
     Source { source_name: String, message: String },
     #[error("sink `{sink}`: {message}")]
     Sink { sink: String, message: String },
+    /// A delivery the subtask cannot take (an unknown channel, input after a channel's end):
+    /// a driver or peer fault.
+    #[error("subtask {subtask}: bad delivery: {message}")]
+    Delivery { subtask: String, message: String },
+    /// The subtask stopped because another one failed; not a cause of its own.
+    #[error("subtask {subtask}: aborted because another subtask failed")]
+    Aborted { subtask: String },
 }
 
 /// Where an operator puts what it emits: the main stream (batches and watermarks, in order) and

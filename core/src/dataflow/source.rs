@@ -99,6 +99,11 @@ impl WatermarkGenerator {
         self.emit_watermark(self.watermark_for(self.max_event_time), out);
     }
 
+    /// The last watermark emitted.
+    pub fn current(&self) -> EventTime {
+        self.emitted
+    }
+
     fn emit_watermark(&mut self, watermark: EventTime, out: &mut Vec<SourceItem>) {
         if watermark > self.emitted {
             self.emitted = watermark;

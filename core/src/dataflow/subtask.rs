@@ -160,6 +160,18 @@ impl Subtask {
         self.finished
     }
 
+    /// For a source with event time: the watermark it has emitted so far (the maximum once it has
+    /// finished). Drivers use it to keep the splits of one source aligned in event time.
+    pub fn source_watermark(&self) -> Option<crate::time::EventTime> {
+        let generator = self.source.as_ref()?.watermarks.as_ref()?;
+        Some(if self.finished { WATERMARK_MAX } else { generator.current() })
+    }
+
+    /// The vertex of the chain's head (its source, for a source subtask).
+    pub fn head_vertex(&self) -> VertexId {
+        self.stages[0].vertex
+    }
+
     /// The next element to deliver downstream.
     pub fn poll_output(&mut self) -> Option<Outgoing> {
         self.outbox.pop_front()
@@ -193,10 +205,12 @@ impl Subtask {
     /// Handles one element from input channel `channel`. A malformed delivery (unknown channel,
     /// anything after a channel's end) is a driver or peer bug, reported as an error.
     pub fn handle_element(&mut self, channel: u32, element: Element) -> Result<(), TaskError> {
-        assert!(!self.finished, "input after the subtask finished");
-        let gate_error = |e: GateError| TaskError::Source {
-            source_name: self.name.clone(),
-            message: format!("bad delivery: {e:?}"),
+        let gate_error = |e: GateError| TaskError::Delivery {
+            subtask: self.name.clone(),
+            message: match e {
+                GateError::NoSuchChannel(c) => format!("channel {c} does not exist"),
+                GateError::AfterEnd(c) => format!("input on channel {c} after its end"),
+            },
         };
         match element {
             Element::Batch(batch) => {
@@ -361,3 +375,7 @@ impl Subtask {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "subtask_tests.rs"]
+mod tests;

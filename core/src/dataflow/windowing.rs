@@ -28,16 +28,18 @@ impl WindowKind {
 /// The start of the tumbling window of `size` that holds `ts`.
 #[inline]
 pub fn tumbling_start(ts: EventTime, size: i64) -> EventTime {
-    ts - ts.rem_euclid(size)
+    // Near i64::MIN the true start is not representable; the earliest time stands in for it.
+    ts.saturating_sub(ts.rem_euclid(size))
 }
 
 /// The starts of every sliding window holding `ts`, latest first.
 pub fn sliding_starts(ts: EventTime, size: i64, slide: i64) -> impl Iterator<Item = EventTime> {
-    let last = ts - ts.rem_euclid(slide);
-    let mut next = Some(last).filter(|&s| s > ts.saturating_sub(size));
+    let last = tumbling_start(ts, slide);
+    // A window `[s, s + size)` holds `ts` when `s + size > ts` (saturating near the end of time).
+    let mut next = Some(last).filter(|&s| s.saturating_add(size) > ts);
     std::iter::from_fn(move || {
         let start = next?;
-        next = start.checked_sub(slide).filter(|&s| s > ts.saturating_sub(size));
+        next = start.checked_sub(slide).filter(|&s| s.saturating_add(size) > ts);
         Some(start)
     })
 }

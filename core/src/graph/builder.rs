@@ -109,6 +109,17 @@ impl JobGraphBuilder {
             // A key_by only marks the stream: it runs in its input's subtasks.
             parallelism = self.vertex(inputs[0].0).parallelism;
         }
+        for &(from, _) in inputs {
+            if partitioning.is_some() && matches!(self.vertex(from).kind, VertexKind::KeyBy { .. }) {
+                return Err(err(
+                    name,
+                    format!(
+                        "the edge after key_by `{}` is partitioned by key; remove `partitioning`",
+                        self.vertex(from).name
+                    ),
+                ));
+            }
+        }
         let id = VertexId(self.vertices.len() as u32);
         for &(from, output) in inputs {
             let partitioning = match (&partitioning, &self.vertex(from).kind) {

@@ -5,19 +5,42 @@
 //! a job be restored at another parallelism. The maps use a fixed hasher, never std's randomly
 //! seeded one, so iteration order is a function of the input alone.
 
-use crate::key::Key;
+use std::collections::hash_map::Entry;
+use std::hash::Hash;
+
 use rustc_hash::FxHashMap;
+
+use crate::key::Key;
+
+/// What keyed state can be keyed by: a [`Key`], or a bare `i64` where an operator knows its key
+/// is a single integer field (smaller entries, so more of the state stays in cache).
+pub trait StateKey: Hash + Eq + Clone {
+    /// Whether cloning this key costs nothing (no allocation).
+    fn clone_is_free(&self) -> bool;
+}
+
+impl StateKey for Key {
+    fn clone_is_free(&self) -> bool {
+        matches!(self, Key::Int(_))
+    }
+}
+
+impl StateKey for i64 {
+    fn clone_is_free(&self) -> bool {
+        true
+    }
+}
 
 /// Per-key values of type `V` for the key groups `[start, end)`.
 #[derive(Debug)]
-pub struct KeyedState<V> {
+pub struct KeyedState<V, K = Key> {
     start: u16,
-    groups: Vec<FxHashMap<Key, V>>,
+    groups: Vec<FxHashMap<K, V>>,
     len: usize,
 }
 
-impl<V> KeyedState<V> {
-    pub fn new(key_groups: (u16, u16)) -> KeyedState<V> {
+impl<V, K: StateKey> KeyedState<V, K> {
+    pub fn new(key_groups: (u16, u16)) -> KeyedState<V, K> {
         let (start, end) = key_groups;
         assert!(start < end, "a keyed subtask owns at least one key group");
         KeyedState { start, groups: (start..end).map(|_| FxHashMap::default()).collect(), len: 0 }
@@ -37,24 +60,34 @@ impl<V> KeyedState<V> {
         usize::from(key_group - start)
     }
 
-    fn group_mut(&mut self, key_group: u16) -> &mut FxHashMap<Key, V> {
+    fn group_mut(&mut self, key_group: u16) -> &mut FxHashMap<K, V> {
         let index = self.index(key_group);
         &mut self.groups[index]
     }
 
-    pub fn get(&self, key_group: u16, key: &Key) -> Option<&V> {
+    pub fn get(&self, key_group: u16, key: &K) -> Option<&V> {
         self.groups.get(usize::from(key_group.checked_sub(self.start)?))?.get(key)
     }
 
-    pub fn get_mut(&mut self, key_group: u16, key: &Key) -> Option<&mut V> {
+    pub fn get_mut(&mut self, key_group: u16, key: &K) -> Option<&mut V> {
         self.group_mut(key_group).get_mut(key)
     }
 
     /// The value of `key`, created with `init` if absent.
-    pub fn get_or_insert_with(&mut self, key_group: u16, key: &Key, init: impl FnOnce() -> V) -> &mut V {
-        // Two lookups on insertion keep the common path (key present) free of a key clone.
+    pub fn get_or_insert_with(&mut self, key_group: u16, key: &K, init: impl FnOnce() -> V) -> &mut V {
         let index = self.index(key_group);
         let group = &mut self.groups[index];
+        if key.clone_is_free() {
+            // One probe through the entry API when the key's clone is free.
+            return match group.entry(key.clone()) {
+                Entry::Occupied(o) => o.into_mut(),
+                Entry::Vacant(v) => {
+                    self.len += 1;
+                    v.insert(init())
+                }
+            };
+        }
+        // Composite keys allocate when cloned: probe first, clone only to insert.
         if !group.contains_key(key) {
             group.insert(key.clone(), init());
             self.len += 1;
@@ -62,7 +95,15 @@ impl<V> KeyedState<V> {
         group.get_mut(key).expect("inserted above")
     }
 
-    pub fn remove(&mut self, key_group: u16, key: &Key) -> Option<V> {
+    /// Removes every entry, keeping the maps' capacity for reuse.
+    pub fn clear(&mut self) {
+        for group in &mut self.groups {
+            group.clear();
+        }
+        self.len = 0;
+    }
+
+    pub fn remove(&mut self, key_group: u16, key: &K) -> Option<V> {
         let removed = self.group_mut(key_group).remove(key);
         self.len -= usize::from(removed.is_some());
         removed
@@ -78,7 +119,7 @@ impl<V> KeyedState<V> {
     }
 
     /// Every key group with its entries, in key-group order.
-    pub fn iter_groups(&self) -> impl Iterator<Item = (u16, &FxHashMap<Key, V>)> {
+    pub fn iter_groups(&self) -> impl Iterator<Item = (u16, &FxHashMap<K, V>)> {
         self.groups.iter().enumerate().map(move |(i, g)| (self.start + i as u16, g))
     }
 

@@ -1,5 +1,6 @@
 //! The operator catalog, one operator per file.
 
+pub mod acc_columns;
 pub mod accumulate;
 pub mod aggregate;
 pub mod filter;
