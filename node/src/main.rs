@@ -6,10 +6,10 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use rivulet_core::graph::JobGraph;
+use rivulet_core::graph::{JobGraph, SourceConnector, VertexKind};
 use rivulet_core::jobfile::{parse_job, ParseOptions};
 use rivulet_core::limits::{JOB_FILE_BYTES_MAX, PARALLELISM_MAX};
-use rivulet_node::connectors::NodeConnectors;
+use rivulet_node::connectors::{list_input_files, NodeConnectors};
 use rivulet_node::progress::{summary, Progress, ProgressMode};
 use rivulet_node::runner::{run_job, RunOptions};
 
@@ -97,7 +97,18 @@ fn load(path: &Path, parallelism: Option<u16>) -> Result<JobGraph, String> {
         ));
     }
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read job file {shown}: {e}"))?;
-    parse_job(&text, &ParseOptions { parallelism }).map_err(|e| format!("{shown}: {e}"))
+    let graph = parse_job(&text, &ParseOptions { parallelism }).map_err(|e| format!("{shown}: {e}"))?;
+    // Input files are the one thing a job file names that must exist before the job starts.
+    for v in graph.vertices() {
+        if let VertexKind::Source { connector: SourceConnector::File(config), .. } = &v.kind {
+            let files = list_input_files(Path::new(&config.path))
+                .map_err(|e| format!("{shown}: source `{}`: {e}", v.name))?;
+            if files.is_empty() {
+                return Err(format!("{shown}: source `{}`: no input files in {}", v.name, config.path));
+            }
+        }
+    }
+    Ok(graph)
 }
 
 fn run(graph: &JobGraph, workers: usize, mode: ProgressMode) -> ExitCode {

@@ -150,22 +150,27 @@ pub fn summary(graph: &JobGraph, result: &RunResult) -> String {
             late
         );
         if m.records_skipped > 0 {
-            let _ = writeln!(
-                out,
-                "  {:<20} skipped {} malformed input records",
-                "",
-                thousands(m.records_skipped)
-            );
+            let noun = plural(m.records_skipped, "record");
+            let _ =
+                writeln!(out, "  {:<20} skipped {} malformed input {noun}", "", thousands(m.records_skipped));
         }
     }
-    let rate = if secs > 0.0 { source_records as f64 / secs } else { 0.0 };
-    let _ = writeln!(
-        out,
-        "{} records in {secs:.3} s: {}records/s",
-        thousands(source_records),
-        si(rate).replace(" k", " k ").replace(" M", " M ").replace(" G", " G ")
-    );
+    let _ = write!(out, "{} {} in {secs:.3} s", thousands(source_records), plural(source_records, "record"));
+    if secs >= 0.001 {
+        let rate = si(source_records as f64 / secs);
+        let _ =
+            write!(out, ": {}records/s", rate.replace(" k", " k ").replace(" M", " M ").replace(" G", " G "));
+    }
+    out.push('\n');
     out
+}
+
+fn plural(n: u64, noun: &str) -> String {
+    if n == 1 {
+        noun.to_owned()
+    } else {
+        format!("{noun}s")
+    }
 }
 
 #[cfg(test)]

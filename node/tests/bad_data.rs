@@ -173,7 +173,8 @@ fn check_skips(path: &Path, skipped: u64, records: u64) -> Vec<String> {
             source.records_skipped, sink.records_in
         ));
     }
-    let line = format!("skipped {skipped} malformed input records");
+    let noun = if skipped == 1 { "record" } else { "records" };
+    let line = format!("skipped {skipped} malformed input {noun}");
     let text = summary(&graph, &result);
     if !text.contains(&line) {
         failures.push(format!("{name} (skip): the summary lacks `{line}`:\n{text}"));

@@ -418,42 +418,4 @@ mod tests {
         assert_eq!(err.span, Span::new(0, 5));
         assert_eq!(err.to_string(), "unknown field `vlaue`; the input has fields id, key, value, ts_ms");
     }
-
-    /// Throughput of typical filters and maps over 1024-row batches of four int columns. Run
-    /// with `cargo test --release -p rivulet-core throughput -- --ignored --nocapture`.
-    #[test]
-    #[ignore = "a benchmark: run in release mode"]
-    fn throughput() {
-        use std::hint::black_box;
-        use std::time::Instant;
-
-        const ROWS: usize = 1024;
-        const BATCHES: usize = 50_000;
-        let schema =
-            Schema::new(["id", "key", "value", "ts_ms"].map(|n| Field::new(n, DataType::Int)).to_vec());
-        let column = |mul: i64| Column::Int((0..ROWS as i64).map(|r| r.wrapping_mul(mul) ^ 0x5a5a).collect());
-        let batch = Batch::new(vec![column(1), column(7), column(2_654_435_761), column(1000)]);
-        let mut flags = Vec::with_capacity(ROWS);
-        let filters = ["value % 2 == 0", "value % 10 == 3", "value > 1000 and id < 500", "value / id > 3"];
-        for text in filters {
-            let expr = parse_and_compile(text, &schema).unwrap();
-            let start = Instant::now();
-            for _ in 0..BATCHES {
-                expr.eval_predicate(black_box(&batch), &mut flags).ok();
-                black_box(&flags);
-            }
-            let ns = start.elapsed().as_nanos() as f64 / (BATCHES * ROWS) as f64;
-            println!("filter {text:<28} {ns:6.3} ns/row");
-        }
-        let maps = ["value * 2", "value", "value * 3 + id - 7", "if(id > 10, value, key)"];
-        for text in maps {
-            let expr = parse_and_compile(text, &schema).unwrap();
-            let start = Instant::now();
-            for _ in 0..BATCHES {
-                black_box(expr.eval(black_box(&batch)).ok());
-            }
-            let ns = start.elapsed().as_nanos() as f64 / (BATCHES * ROWS) as f64;
-            println!("map    {text:<28} {ns:6.3} ns/row");
-        }
-    }
 }

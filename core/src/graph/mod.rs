@@ -262,7 +262,12 @@ impl fmt::Display for JobGraph {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "job `{}` (max parallelism {})", self.name, self.max_parallelism)?;
         for v in &self.vertices {
-            writeln!(f, "  {} `{}` ×{} {}", v.kind.name(), v.name, v.parallelism, v.output_schema)?;
+            match v.kind {
+                VertexKind::Sink { ref connector } => {
+                    writeln!(f, "  sink `{}` ×{} ({})", v.name, v.parallelism, connector.name())?
+                }
+                _ => writeln!(f, "  {} `{}` ×{} {}", v.kind.name(), v.name, v.parallelism, v.output_schema)?,
+            }
             for e in self.inputs(v.id) {
                 let from = self.vertex(e.from);
                 let tag = if e.output == OutputTag::Late { " (late records)" } else { "" };
