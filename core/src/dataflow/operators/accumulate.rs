@@ -2,7 +2,8 @@
 //! and the running-aggregate operators.
 
 use crate::batch::{Batch, Column};
-use crate::expr::{EvalError, Expr};
+use crate::dataflow::operator::TaskError;
+use crate::expr::Expr;
 use crate::types::DataType;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -175,16 +176,20 @@ pub enum ArgColumn<'a> {
 }
 
 /// Evaluates the arguments of `specs` over a batch. Field arguments are borrowed from the batch;
-/// computed ones are evaluated into `scratch`, which the result then borrows.
+/// computed ones are evaluated into `scratch`, which the result then borrows. A failure names
+/// `operator` and the argument's expression.
 pub fn eval_args<'a>(
+    operator: &str,
     specs: &[AggregateSpec],
     batch: &'a Batch,
     scratch: &'a mut Vec<Option<Column>>,
-) -> Result<Vec<ArgColumn<'a>>, (usize, EvalError)> {
+) -> Result<Vec<ArgColumn<'a>>, TaskError> {
     scratch.clear();
-    for (i, spec) in specs.iter().enumerate() {
+    for spec in specs {
         let computed = match &spec.arg {
-            Some(arg) if arg.as_field().is_none() => Some(arg.eval(batch).map_err(|e| (i, e))?),
+            Some(arg) if arg.as_field().is_none() => Some(arg.eval(batch).map_err(|error| {
+                TaskError::Eval { operator: operator.to_owned(), expression: arg.to_string(), error }
+            })?),
             _ => None,
         };
         scratch.push(computed);

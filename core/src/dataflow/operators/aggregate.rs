@@ -42,13 +42,7 @@ impl Operator for AggregateOperator {
     fn on_batch(&mut self, batch: Batch, out: &mut Output) -> Result<(), TaskError> {
         let rows = batch.len();
         let config = &self.config;
-        let args = eval_args(&config.aggregates, &batch, &mut self.arg_scratch).map_err(|(i, error)| {
-            TaskError::Eval {
-                operator: config.name.clone(),
-                expression: config.aggregates[i].arg.as_ref().map(|a| a.to_string()).unwrap_or_default(),
-                error,
-            }
-        })?;
+        let args = eval_args(&config.name, &config.aggregates, &batch, &mut self.arg_scratch)?;
         config.key.hashes(&batch, &mut self.hashes);
         let mut output = Batch::empty(&config.output_types, rows);
         let key_width = config.key.fields.len();

@@ -123,13 +123,7 @@ fn emit_row(
 impl Operator for WindowOperator {
     fn on_batch(&mut self, batch: Batch, out: &mut Output) -> Result<(), TaskError> {
         let config = &self.config;
-        let args = eval_args(&config.aggregates, &batch, &mut self.arg_scratch).map_err(|(i, error)| {
-            TaskError::Eval {
-                operator: config.name.clone(),
-                expression: config.aggregates[i].arg.as_ref().map(|a| a.to_string()).unwrap_or_default(),
-                error,
-            }
-        })?;
+        let args = eval_args(&config.name, &config.aggregates, &batch, &mut self.arg_scratch)?;
         let ts_column =
             batch.columns[config.event_time.index].as_i64().expect("event time is a timestamp or int");
         let offset = config.event_time.offset_ms;
