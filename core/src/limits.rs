@@ -31,6 +31,9 @@ pub const INPUT_LINE_BYTES_MAX: usize = 1 << 20;
 /// Aggregates one window or aggregate operator computes.
 pub const AGGREGATES_MAX: usize = 64;
 
+/// Sliding windows one record may belong to (`size / slide`): each costs work per record.
+pub const WINDOWS_PER_RECORD_MAX: i64 = 1_000;
+
 /// Finished jobs' summaries the embedded runner keeps (for the later Dispatcher's history).
 pub const FINISHED_JOBS_MAX: usize = 256;
 

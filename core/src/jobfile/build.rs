@@ -19,7 +19,7 @@ use crate::graph::{
     OutputTag, Partitioning, SinkConnector, SourceConnector, VertexId, VertexKind,
 };
 use crate::key::KeySelector;
-use crate::limits::{AGGREGATES_MAX, EXPRESSION_BYTES_MAX, MAX_PARALLELISM_DEFAULT};
+use crate::limits::{AGGREGATES_MAX, EXPRESSION_BYTES_MAX, MAX_PARALLELISM_DEFAULT, WINDOWS_PER_RECORD_MAX};
 use crate::types::{DataType, EventTimeField, Field, Schema};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -751,7 +751,18 @@ fn keyed_kind(
         }
         "sliding" => {
             refuse(&e.gap, "gap")?;
-            WindowKind::Sliding { size_ms: need(&e.size, "size")?, slide_ms: need(&e.slide, "slide")? }
+            let (size_ms, slide_ms) = (need(&e.size, "size")?, need(&e.slide, "slide")?);
+            if size_ms / slide_ms > WINDOWS_PER_RECORD_MAX {
+                let span = e.slide.as_ref().map_or(window.span(), |s| s.span());
+                return Err(ctx.err(
+                    &span,
+                    format!(
+                        "a record would belong to {} sliding windows; `size / slide` must be at most {WINDOWS_PER_RECORD_MAX}",
+                        size_ms / slide_ms
+                    ),
+                ));
+            }
+            WindowKind::Sliding { size_ms, slide_ms }
         }
         "session" => {
             refuse(&e.size, "size")?;
