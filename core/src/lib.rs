@@ -16,6 +16,7 @@ pub mod dataflow;
 pub mod expr;
 pub mod formats;
 pub mod graph;
+pub mod ids;
 pub mod jobfile;
 pub mod key;
 pub mod limits;
