@@ -3,8 +3,8 @@
 use thiserror::Error;
 
 use super::{
-    Edge, EventTimeSpec, JobGraph, OutputTag, Partitioning, SinkConnector, SourceConnector, Vertex, VertexId,
-    VertexKind,
+    Edge, EventTimeSpec, JobGraph, OutputTag, Partitioning, RestartStrategy, SinkConnector, SourceConnector,
+    Vertex, VertexId, VertexKind,
 };
 use crate::connectors::generator::GeneratorConfig;
 use crate::dataflow::operators::map::MapField;
@@ -27,6 +27,7 @@ fn err(vertex: &str, message: impl Into<String>) -> GraphError {
 
 pub struct JobGraphBuilder {
     name: String,
+    restart: RestartStrategy,
     default_parallelism: u16,
     max_parallelism: u16,
     vertices: Vec<Vertex>,
@@ -50,6 +51,7 @@ impl JobGraphBuilder {
         check_parallelism("job", default_parallelism, max_parallelism)?;
         Ok(JobGraphBuilder {
             name: name.to_owned(),
+            restart: RestartStrategy::default(),
             default_parallelism,
             max_parallelism,
             vertices: Vec::new(),
@@ -59,6 +61,11 @@ impl JobGraphBuilder {
 
     pub fn max_parallelism(&self) -> u16 {
         self.max_parallelism
+    }
+
+    /// Sets what the JobMaster does when the job fails (default: three restarts a second apart).
+    pub fn set_restart(&mut self, restart: RestartStrategy) {
+        self.restart = restart;
     }
 
     pub fn find(&self, name: &str) -> Option<&Vertex> {
@@ -354,6 +361,7 @@ impl JobGraphBuilder {
         Ok(JobGraph {
             name: self.name,
             max_parallelism: self.max_parallelism,
+            restart: self.restart,
             vertices: self.vertices,
             edges: self.edges,
         })

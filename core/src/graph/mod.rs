@@ -6,8 +6,10 @@
 //! valid: a running job never meets a type error.
 
 mod builder;
+mod restart;
 
 pub use builder::{GraphError, JobGraphBuilder};
+pub use restart::RestartStrategy;
 
 use std::fmt;
 
@@ -209,6 +211,8 @@ pub struct Edge {
 pub struct JobGraph {
     pub name: String,
     pub max_parallelism: u16,
+    /// What the JobMaster does when the job fails.
+    pub restart: RestartStrategy,
     vertices: Vec<Vertex>,
     edges: Vec<Edge>,
 }

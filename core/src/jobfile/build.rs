@@ -2,10 +2,11 @@
 //! first, then build each vertex, type-checking its expressions against its input's schema.
 
 use std::ops::Range;
+use std::time::Duration;
 
 use toml::Spanned;
 
-use super::raw::{RawDuration, RawEntry, RawFile, Table};
+use super::raw::{RawDuration, RawEntry, RawFile, RawRestart, Table};
 use super::{error_at, JobFileError, ParseOptions};
 use crate::connectors::generator::GeneratorConfig;
 use crate::dataflow::operators::accumulate::{AggregateKind, AggregateSpec};
@@ -16,7 +17,7 @@ use crate::dataflow::windowing::WindowKind;
 use crate::expr::{self, Ast};
 use crate::graph::{
     BadLinePolicy, EventTimeSpec, FileFormat, FileSinkConfig, FileSourceConfig, JobGraph, JobGraphBuilder,
-    OutputTag, Partitioning, SinkConnector, SourceConnector, VertexId, VertexKind,
+    OutputTag, Partitioning, RestartStrategy, SinkConnector, SourceConnector, VertexId, VertexKind,
 };
 use crate::key::KeySelector;
 use crate::limits::{AGGREGATES_MAX, EXPRESSION_BYTES_MAX, MAX_PARALLELISM_DEFAULT, WINDOWS_PER_RECORD_MAX};
@@ -116,6 +117,9 @@ pub(super) fn build(text: &str, raw: &RawFile, options: &ParseOptions) -> Result
         let span = raw.job.as_ref().map_or(0..0, |j| j.span());
         ctx.err(&span, e.message)
     })?;
+    if let Some(restart) = raw.job.as_ref().and_then(|j| j.get_ref().restart.as_ref()) {
+        builder.set_restart(restart_strategy(&ctx, restart)?);
+    }
     for i in order {
         let entry = &entries[i];
         build_entry(&ctx, &mut builder, entry)?;
@@ -154,6 +158,72 @@ fn job_settings(
         parallelism = p;
     }
     Ok((name, parallelism, max_parallelism))
+}
+
+fn restart_strategy(ctx: &Ctx<'_>, raw: &Spanned<RawRestart>) -> Result<RestartStrategy, JobFileError> {
+    let r = raw.get_ref();
+    let ms =
+        |value: &Option<Spanned<RawDuration>>, field: &str, default: i64| -> Result<Duration, JobFileError> {
+            let ms = match value {
+                Some(v) => duration_ms(ctx, v, field, true)?,
+                None => default,
+            };
+            Ok(Duration::from_millis(ms as u64))
+        };
+    let attempts = match &r.attempts {
+        None => 3,
+        Some(a) => u32::try_from(*a.get_ref()).map_err(|_| {
+            ctx.err(&a.span(), format!("`attempts` must be 0 or more, found {}", a.get_ref()))
+        })?,
+    };
+    let refuse = |set: bool, field: &str, span: std::ops::Range<usize>| -> Result<(), JobFileError> {
+        if set {
+            Err(ctx.err(
+                &span,
+                format!("`{field}` does not apply to the {} restart strategy", r.strategy.get_ref()),
+            ))
+        } else {
+            Ok(())
+        }
+    };
+    let span_of = |d: &Option<Spanned<RawDuration>>| d.as_ref().map_or(0..0, |d| d.span());
+    Ok(match r.strategy.get_ref().as_str() {
+        "none" => {
+            let attempts_span = r.attempts.as_ref().map_or(0..0, |a| a.span());
+            refuse(r.attempts.is_some(), "attempts", attempts_span)?;
+            refuse(r.delay.is_some(), "delay", span_of(&r.delay))?;
+            refuse(r.initial.is_some(), "initial", span_of(&r.initial))?;
+            RestartStrategy::None
+        }
+        "fixed-delay" => {
+            refuse(r.initial.is_some(), "initial", span_of(&r.initial))?;
+            refuse(r.max.is_some(), "max", span_of(&r.max))?;
+            let multiplier_span = r.multiplier.as_ref().map_or(0..0, |m| m.span());
+            refuse(r.multiplier.is_some(), "multiplier", multiplier_span)?;
+            RestartStrategy::FixedDelay { attempts, delay: ms(&r.delay, "delay", 1_000)? }
+        }
+        "exponential-backoff" => {
+            refuse(r.delay.is_some(), "delay", span_of(&r.delay))?;
+            let multiplier = match &r.multiplier {
+                None => 2,
+                Some(m) => u32::try_from(*m.get_ref()).ok().filter(|&m| m >= 1).ok_or_else(|| {
+                    ctx.err(&m.span(), format!("`multiplier` must be a whole number from 1, found {}", m.get_ref()))
+                })?,
+            };
+            let initial = ms(&r.initial, "initial", 100)?;
+            let max = ms(&r.max, "max", 60_000)?;
+            if max < initial {
+                return Err(ctx.err(&span_of(&r.max), "`max` must not be shorter than `initial`"));
+            }
+            RestartStrategy::ExponentialBackoff { attempts, initial, max, multiplier }
+        }
+        other => {
+            return Err(ctx.err(
+                &r.strategy.span(),
+                format!("unknown restart strategy `{other}`; expected \"none\", \"fixed-delay\" or \"exponential-backoff\""),
+            ))
+        }
+    })
 }
 
 fn positive_u16(ctx: &Ctx<'_>, value: &Spanned<i64>, field: &str) -> Result<u16, JobFileError> {

@@ -63,6 +63,19 @@ pub(super) struct RawJob {
     pub name: Option<Spanned<String>>,
     pub parallelism: Option<Spanned<i64>>,
     pub max_parallelism: Option<Spanned<i64>>,
+    pub restart: Option<Spanned<RawRestart>>,
+}
+
+/// `[job.restart]`: what the JobMaster does when the job fails.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRestart {
+    pub strategy: Spanned<String>,
+    pub attempts: Option<Spanned<i64>>,
+    pub delay: Option<Spanned<RawDuration>>,
+    pub initial: Option<Spanned<RawDuration>>,
+    pub max: Option<Spanned<RawDuration>>,
+    pub multiplier: Option<Spanned<i64>>,
 }
 
 /// A duration: an integer of milliseconds, or a string with a unit (`"500ms"`, `"2s"`, `"1min"`, `"1h"`).

@@ -1,1 +1,107 @@
-//! Tests of job files: a good file builds the expected graph, every bad one its exact error.
+//! Tests of job files: a good file builds the expected graph; bad ones are in the catalog
+//! (`core/tests/bad-jobs/`) with their exact errors.
+
+use std::time::Duration;
+
+use super::{line_column, parse_job, ParseOptions};
+use crate::graph::{Partitioning, RestartStrategy, VertexKind};
+
+const PIPELINE: &str = r#"
+[job]
+name = "t"
+parallelism = 3
+
+[[source]]
+name = "g"
+type = "generator"
+count = 10
+event_time = "ts_ms"
+
+[[operator]]
+name = "k"
+type = "key_by"
+input = "g"
+key = "key"
+
+[[operator]]
+name = "w"
+type = "window"
+input = "k"
+window = "tumbling"
+size = "2s"
+parallelism = 2
+aggregates = { n = "count()" }
+
+[[sink]]
+type = "count"
+input = "w"
+"#;
+
+#[test]
+fn a_pipeline_builds_with_its_parallelism_and_partitioning() {
+    let g = parse_job(PIPELINE, &ParseOptions::default()).unwrap();
+    assert_eq!(g.name, "t");
+    let parallelism: Vec<u16> = g.vertices().iter().map(|v| v.parallelism).collect();
+    assert_eq!(parallelism, vec![3, 3, 2, 3]);
+    let w = g.find("w").unwrap();
+    let edge = g.inputs(w.id).next().unwrap();
+    assert!(matches!(edge.partitioning, Partitioning::Hash(_)));
+    match &w.kind {
+        VertexKind::Window(c) => {
+            assert_eq!(c.kind, crate::dataflow::windowing::WindowKind::Tumbling { size_ms: 2000 })
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(g.restart, RestartStrategy::default());
+}
+
+#[test]
+fn the_command_line_parallelism_replaces_the_job_default_only() {
+    let g = parse_job(PIPELINE, &ParseOptions { parallelism: Some(1) }).unwrap();
+    let parallelism: Vec<u16> = g.vertices().iter().map(|v| v.parallelism).collect();
+    assert_eq!(parallelism, vec![1, 1, 2, 1]);
+}
+
+#[test]
+fn restart_strategies_are_read_from_the_job_section() {
+    let with = |table: &str| {
+        PIPELINE.replace("parallelism = 3\n", &format!("parallelism = 3\n\n[job.restart]\n{table}\n"))
+    };
+    let g = parse_job(&with("strategy = \"none\""), &ParseOptions::default()).unwrap();
+    assert_eq!(g.restart, RestartStrategy::None);
+    let g = parse_job(
+        &with("strategy = \"fixed-delay\"\nattempts = 5\ndelay = \"250ms\""),
+        &ParseOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(g.restart, RestartStrategy::FixedDelay { attempts: 5, delay: Duration::from_millis(250) });
+    let text = with(
+        "strategy = \"exponential-backoff\"\nattempts = 8\ninitial = \"50ms\"\nmax = \"5s\"\nmultiplier = 3",
+    );
+    let g = parse_job(&text, &ParseOptions::default()).unwrap();
+    assert_eq!(
+        g.restart,
+        RestartStrategy::ExponentialBackoff {
+            attempts: 8,
+            initial: Duration::from_millis(50),
+            max: Duration::from_secs(5),
+            multiplier: 3
+        }
+    );
+    let err = parse_job(&with("strategy = \"sometimes\""), &ParseOptions::default()).unwrap_err();
+    assert_eq!(
+        err.message,
+        "unknown restart strategy `sometimes`; expected \"none\", \"fixed-delay\" or \"exponential-backoff\""
+    );
+    let err = parse_job(&with("strategy = \"none\"\ndelay = \"1s\""), &ParseOptions::default()).unwrap_err();
+    assert_eq!(err.message, "`delay` does not apply to the none restart strategy");
+}
+
+#[test]
+fn line_and_column_count_characters_from_one() {
+    let text = "ab\ncé d\n";
+    assert_eq!(line_column(text, 0), (1, 1));
+    assert_eq!(line_column(text, 3), (2, 1));
+    assert_eq!(line_column(text, text.find('d').unwrap()), (2, 4));
+    assert_eq!(line_column(text, 10_000), (3, 1));
+}
