@@ -42,3 +42,54 @@ const _: () = assert!(INPUT_QUEUE_ELEMENTS_MAX >= 2);
 const _: () = assert!(MAX_PARALLELISM_DEFAULT <= MAX_PARALLELISM_LIMIT);
 const _: () = assert!(PARALLELISM_MAX <= MAX_PARALLELISM_LIMIT);
 const _: () = assert!(EXPRESSION_BYTES_MAX <= JOB_FILE_BYTES_MAX);
+
+/// TaskManagers one ResourceManager registers at most.
+pub const TASK_MANAGERS_MAX: usize = 1024;
+
+/// Task slots one TaskManager may offer.
+pub const SLOTS_PER_TASK_MANAGER_MAX: u16 = 256;
+
+/// Labels a TaskManager may carry, and placement labels a slot request may name.
+pub const LABELS_MAX: usize = 16;
+
+/// Bytes of one label's name, and of one label's value.
+pub const LABEL_BYTES_MAX: usize = 64;
+
+/// Bytes of the address a TaskManager registers with (`host:port`).
+pub const TASK_MANAGER_ADDRESS_BYTES_MAX: usize = 256;
+
+/// Slot requests waiting at the ResourceManager for free slots.
+pub const PENDING_SLOT_REQUESTS_MAX: usize = 1024;
+
+/// Slots one slot request may ask for.
+pub const SLOTS_PER_REQUEST_MAX: u16 = 4096;
+
+const _: () = assert!(SLOTS_PER_TASK_MANAGER_MAX >= 1);
+const _: () = assert!(LABELS_MAX >= 1 && LABEL_BYTES_MAX >= 8);
+const _: () = assert!(TASK_MANAGERS_MAX * SLOTS_PER_TASK_MANAGER_MAX as usize <= u32::MAX as usize);
+// A request for the largest parallelism must be expressible, and every expressible request must
+// fit a full cluster, or it could wait forever by construction.
+const _: () = assert!(PARALLELISM_MAX <= SLOTS_PER_REQUEST_MAX);
+const _: () =
+    assert!(SLOTS_PER_REQUEST_MAX as usize <= TASK_MANAGERS_MAX * SLOTS_PER_TASK_MANAGER_MAX as usize);
+
+/// Bytes of one frame's payload on a cluster connection, control messages and data batches alike.
+/// A decoder buffers at most one such frame per connection, so this bounds its memory.
+pub const FRAME_BYTES_MAX: usize = 8 << 20;
+
+/// Bytes of a node's name in its hello (`tm-3`, `jobmanager`): it appears in every log line about the
+/// peer, so it is short and printable.
+pub const NODE_NAME_BYTES_MAX: usize = 64;
+
+/// Bytes of the reason a node gives when it refuses a connection; longer reasons are cut.
+pub const REFUSAL_REASON_BYTES_MAX: usize = 1024;
+
+// The frame header holds the payload length in a u32.
+const _: () = assert!(FRAME_BYTES_MAX <= u32::MAX as usize);
+// A submission carries its whole job file in one frame, with room for the rest of the message.
+const _: () = assert!(JOB_FILE_BYTES_MAX < FRAME_BYTES_MAX);
+// A fixed-width value (integer, float, bool, timestamp) takes at most 10 bytes in postcard (a 64-bit
+// varint), so a full batch of window results — every aggregate plus the key and the window bounds —
+// fits in one frame unless it holds strings: only string columns make the data plane split a batch.
+const _: () = assert!(BATCH_ROWS_MAX * (AGGREGATES_MAX + 3) * 10 <= FRAME_BYTES_MAX);
+const _: () = assert!(NODE_NAME_BYTES_MAX + REFUSAL_REASON_BYTES_MAX < FRAME_BYTES_MAX);
