@@ -1,7 +1,7 @@
 //! The execution plan: a job graph expanded into chains and subtasks, with the channels between them.
 //!
 //! A vertex joins its input's chain when the edge between them is forward (equal parallelism), it
-//! has no other input, and its input feeds nothing else: then records pass from one operator to
+//! has no other input, its input feeds nothing else, and both have the same placement: then records pass from one operator to
 //! the next as a function call, with no queue and no copy. Each chain runs as `parallelism`
 //! subtasks. A subtask's input channels are numbered per incoming edge: one channel for a forward
 //! edge, one per upstream subtask otherwise.
@@ -177,6 +177,7 @@ fn assign_chains(graph: &JobGraph) -> Vec<usize> {
                 if edge.output == OutputTag::Main
                     && matches!(graph.effective_partitioning(edge), Partitioning::Forward)
                     && graph.outputs(edge.from).filter(|e| e.output == OutputTag::Main).count() == 1
+                    && graph.vertex(edge.from).placement == v.placement
                     && !matches!(v.kind, VertexKind::Source { .. }) =>
             {
                 Some(chain_of[edge.from.index()])

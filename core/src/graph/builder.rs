@@ -1,5 +1,7 @@
 //! Builds a [`JobGraph`] one vertex at a time, checking each against its inputs.
 
+use std::collections::BTreeMap;
+
 use thiserror::Error;
 
 use super::{
@@ -61,6 +63,16 @@ impl JobGraphBuilder {
 
     pub fn max_parallelism(&self) -> u16 {
         self.max_parallelism
+    }
+
+    /// Restricts a vertex to TaskManagers carrying `labels`. Set it before adding the vertex's
+    /// consumers: a `key_by` takes its input's placement when it is added.
+    pub fn set_placement(&mut self, id: VertexId, labels: BTreeMap<String, String>) {
+        assert!(
+            !matches!(self.vertex(id).kind, VertexKind::KeyBy { .. }),
+            "a key_by runs where its input runs"
+        );
+        self.vertices[id.index()].placement = labels;
     }
 
     /// Sets what the JobMaster does when the job fails (default: three restarts a second apart).
@@ -136,7 +148,12 @@ impl JobGraphBuilder {
             };
             self.edges.push(Edge { from, to: id, output, partitioning });
         }
-        self.vertices.push(Vertex { id, name: name.to_owned(), kind, parallelism, output_schema });
+        // A key_by runs in its input's subtasks, so it runs where its input runs.
+        let placement = match kind {
+            VertexKind::KeyBy { .. } => self.vertex(inputs[0].0).placement.clone(),
+            _ => BTreeMap::new(),
+        };
+        self.vertices.push(Vertex { id, name: name.to_owned(), kind, parallelism, output_schema, placement });
         Ok(id)
     }
 

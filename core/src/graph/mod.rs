@@ -11,6 +11,7 @@ mod restart;
 pub use builder::{GraphError, JobGraphBuilder};
 pub use restart::RestartStrategy;
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use crate::connectors::generator::GeneratorConfig;
@@ -164,6 +165,8 @@ pub struct Vertex {
     pub kind: VertexKind,
     pub parallelism: u16,
     pub output_schema: Schema,
+    /// Labels a TaskManager must carry to run this vertex's subtasks (empty: anywhere).
+    pub placement: BTreeMap<String, String>,
 }
 
 /// How records travel from the subtasks of one vertex to those of the next.
@@ -271,6 +274,10 @@ impl fmt::Display for JobGraph {
                     writeln!(f, "  sink `{}` ×{} ({})", v.name, v.parallelism, connector.name())?
                 }
                 _ => writeln!(f, "  {} `{}` ×{} {}", v.kind.name(), v.name, v.parallelism, v.output_schema)?,
+            }
+            if !v.placement.is_empty() {
+                let labels: Vec<String> = v.placement.iter().map(|(k, val)| format!("{k}={val}")).collect();
+                writeln!(f, "    on TaskManagers labelled {}", labels.join(", "))?;
             }
             for e in self.inputs(v.id) {
                 let from = self.vertex(e.from);

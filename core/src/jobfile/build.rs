@@ -1,6 +1,7 @@
 //! From the raw TOML entries to a job graph: resolve names, order the entries so inputs come
 //! first, then build each vertex, type-checking its expressions against its input's schema.
 
+use std::collections::BTreeMap;
 use std::ops::Range;
 use std::time::Duration;
 
@@ -19,6 +20,7 @@ use crate::graph::{
     BadLinePolicy, EventTimeSpec, FileFormat, FileSinkConfig, FileSourceConfig, JobGraph, JobGraphBuilder,
     OutputTag, Partitioning, RestartStrategy, SinkConnector, SourceConnector, VertexId, VertexKind,
 };
+use crate::jobmanager::resource_manager::check_labels;
 use crate::key::KeySelector;
 use crate::limits::{AGGREGATES_MAX, EXPRESSION_BYTES_MAX, MAX_PARALLELISM_DEFAULT, WINDOWS_PER_RECORD_MAX};
 use crate::types::{DataType, EventTimeField, Field, Schema};
@@ -303,7 +305,10 @@ fn collect_entries<'a>(ctx: &Ctx<'_>, raw: &'a RawFile) -> Result<Vec<Entry<'a>>
                 return Err(ctx.err(&name_span, format!("the name `{name}` is already used on line {line}")));
             }
             let allowed = allowed_fields(section, &kind);
-            if let Some((field, field_span)) = e.set_fields().into_iter().find(|(f, _)| !allowed.contains(f))
+            // Every entry may say where it runs, except a key_by: it runs with its input.
+            let placement_ok = |f: &str| f == "placement" && kind != "key_by";
+            if let Some((field, field_span)) =
+                e.set_fields().into_iter().find(|(f, _)| !allowed.contains(f) && !placement_ok(f))
             {
                 return Err(
                     ctx.err(&field_span, format!("`{field}` does not apply to a {kind} {}", section.name()))
@@ -535,9 +540,16 @@ fn build_entry(
     if partitioning.is_some() && entry.section == Section::Source {
         return Err(ctx.err(&entry.name_span, "a source has no input to partition"));
     }
-    builder
+    let id = builder
         .add(&entry.name, kind, parallelism, &inputs, partitioning)
-        .map_err(|err| ctx.err(&entry.name_span, err.message))
+        .map_err(|err| ctx.err(&entry.name_span, err.message))?;
+    if let Some(table) = &e.placement {
+        let labels: BTreeMap<String, String> =
+            table.get_ref().iter().map(|(name, value)| (name.clone(), value.get_ref().clone())).collect();
+        check_labels(&labels).map_err(|err| ctx.err(&table.span(), format!("`placement`: {err}")))?;
+        builder.set_placement(id, labels);
+    }
+    Ok(id)
 }
 
 fn required_string(

@@ -112,6 +112,8 @@ pub(super) struct RawEntry {
     pub input: Option<Spanned<RawNames>>,
     pub parallelism: Option<Spanned<i64>>,
     pub partitioning: Option<Spanned<String>>,
+    /// Labels a TaskManager must carry to run this entry (`{ tier = "edge" }`).
+    pub placement: Option<Spanned<Table>>,
 
     // generator
     pub count: Option<Spanned<i64>>,
@@ -162,6 +164,7 @@ impl RawEntry {
             };
         }
         check!(
+            placement,
             count,
             rate,
             keys,

@@ -105,3 +105,42 @@ fn line_and_column_count_characters_from_one() {
     assert_eq!(line_column(text, text.find('d').unwrap()), (2, 4));
     assert_eq!(line_column(text, 10_000), (3, 1));
 }
+
+#[test]
+fn placement_restricts_vertices_and_breaks_chains_between_placements() {
+    let text = r#"
+[[source]]
+name = "g"
+type = "generator"
+count = 10
+placement = { tier = "edge", site = "plant-7" }
+
+[[operator]]
+name = "f"
+type = "filter"
+input = "g"
+predicate = "true"
+placement = { tier = "edge", site = "plant-7" }
+
+[[operator]]
+name = "m"
+type = "map"
+input = "f"
+keep = ["id"]
+placement = { tier = "cloud" }
+
+[[sink]]
+type = "count"
+input = "m"
+placement = { tier = "cloud" }
+"#;
+    let g = parse_job(text, &ParseOptions::default()).unwrap();
+    let labels = |name: &str| g.find(name).unwrap().placement.clone();
+    assert_eq!(labels("g").get("site").map(String::as_str), Some("plant-7"));
+    assert_eq!(labels("f"), labels("g"));
+    assert_eq!(labels("m").get("tier").map(String::as_str), Some("cloud"));
+    let plan = crate::dataflow::plan::ExecutionPlan::new(&g);
+    let chains: Vec<Vec<&str>> =
+        plan.chains.iter().map(|c| c.vertices.iter().map(|&v| g.vertex(v).name.as_str()).collect()).collect();
+    assert_eq!(chains, vec![vec!["g", "f"], vec!["m", "sink1"]]);
+}
