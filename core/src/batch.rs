@@ -53,6 +53,30 @@ impl StrColumn {
     pub fn data_bytes(&self) -> usize {
         self.data.len()
     }
+
+    /// The column's parts: `offsets` (one more than the rows) and the string data.
+    pub fn into_parts(self) -> (Vec<u32>, String) {
+        (self.offsets, self.data)
+    }
+
+    /// Rebuilds a column from untrusted parts, checking that the offsets start at 0, never go
+    /// back, end at the data's length and fall on character boundaries.
+    pub fn from_parts(offsets: Vec<u32>, data: String) -> Result<StrColumn, String> {
+        if offsets.first() != Some(&0) {
+            return Err("string offsets must start at 0".into());
+        }
+        if offsets.windows(2).any(|w| w[0] > w[1]) {
+            return Err("string offsets go back".into());
+        }
+        let end = *offsets.last().expect("checked non-empty") as usize;
+        if end != data.len() {
+            return Err(format!("string offsets end at {end}, but the data has {} bytes", data.len()));
+        }
+        if let Some(&bad) = offsets.iter().find(|&&o| !data.is_char_boundary(o as usize)) {
+            return Err(format!("string offset {bad} splits a character"));
+        }
+        Ok(StrColumn { offsets, data })
+    }
 }
 
 impl<'a> FromIterator<&'a str> for StrColumn {

@@ -93,3 +93,36 @@ const _: () = assert!(JOB_FILE_BYTES_MAX < FRAME_BYTES_MAX);
 // fits in one frame unless it holds strings: only string columns make the data plane split a batch.
 const _: () = assert!(BATCH_ROWS_MAX * (AGGREGATES_MAX + 3) * 10 <= FRAME_BYTES_MAX);
 const _: () = assert!(NODE_NAME_BYTES_MAX + REFUSAL_REASON_BYTES_MAX < FRAME_BYTES_MAX);
+
+/// Elements one channel's receiver buffers at most: the credits it may have granted its sender and
+/// not yet got back. Both ends of a channel must be configured with the same value.
+pub const CHANNEL_CREDITS_MAX: u32 = 32;
+
+/// The credits a channel's receiver grants unless configured otherwise: a few buffers per channel, as
+/// Flink's exclusive buffers, so a batch can be in flight while the consumer works on another.
+pub const CHANNEL_CREDITS_DEFAULT: u32 = 4;
+
+/// Elements one channel's sender keeps waiting for credit before it back-pressures its subtask.
+pub const CHANNEL_BACKLOG_MAX: u32 = 32;
+
+/// The backlog a channel's sender keeps unless configured otherwise.
+pub const CHANNEL_BACKLOG_DEFAULT: u32 = 4;
+
+// With no credit nothing is ever sent, and with no backlog nothing is ever accepted: either would
+// deadlock a channel by construction.
+const _: () = assert!(1 <= CHANNEL_CREDITS_DEFAULT && CHANNEL_CREDITS_DEFAULT <= CHANNEL_CREDITS_MAX);
+const _: () = assert!(1 <= CHANNEL_BACKLOG_DEFAULT && CHANNEL_BACKLOG_DEFAULT <= CHANNEL_BACKLOG_MAX);
+// One channel holds at most its backlog and its receiver's buffers, each element at most a frame:
+// a hard ceiling of 1 GiB per channel, whatever the configuration.
+const _: () =
+    assert!((CHANNEL_CREDITS_MAX as usize + CHANNEL_BACKLOG_MAX as usize) * FRAME_BYTES_MAX <= 1 << 30);
+
+/// Failures a JobMaster keeps in its job's status, the most recent ones; it counts all of them.
+pub const JOB_FAILURES_KEPT_MAX: usize = 16;
+
+/// Bytes of one failure cause a JobMaster keeps: a TaskManager's error text is cut to this.
+pub const FAILURE_CAUSE_BYTES_MAX: usize = 4096;
+
+const _: () = assert!(JOB_FAILURES_KEPT_MAX >= 1 && FAILURE_CAUSE_BYTES_MAX >= 256);
+// A job's status with every kept failure fits in one frame to the client, with room to spare.
+const _: () = assert!(JOB_FAILURES_KEPT_MAX * FAILURE_CAUSE_BYTES_MAX <= FRAME_BYTES_MAX / 4);

@@ -1,5 +1,6 @@
 //! The dataflow engine: operators, subtasks, and the plan that connects them.
 
+pub mod credit;
 pub mod element;
 pub mod gate;
 pub mod key_dictionary;

@@ -68,7 +68,7 @@ impl Output {
 }
 
 /// Counters of one operator, read by drivers for progress reports and summaries.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct OperatorMetrics {
     pub records_in: u64,
     pub records_out: u64,

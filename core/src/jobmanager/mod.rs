@@ -1,5 +1,6 @@
 //! The JobManager's roles, as in Apache Flink: the ResourceManager (TaskManagers and their task
-//! slots), and the per-job execution states the JobMaster tracks.
+//! slots), the JobMaster (one job's attempts, subtasks and restarts), and the per-job execution
+//! states the JobMaster tracks.
 //!
 //! Every role is a sans-IO state machine with the crate's common shape: `handle_*(&mut self, now,
 //! input)` applies an input, `poll_output()` drains the effects it caused, `poll_timeout()` says
@@ -7,5 +8,6 @@
 //! invariants (run after every step in tests and in the simulator).
 
 pub mod execution_state;
+pub mod job_master;
 pub mod resource_manager;
 mod resource_types;

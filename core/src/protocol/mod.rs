@@ -5,6 +5,8 @@
 //!
 //! - [`frame`]: length-prefixed frames (a 4-byte big-endian length, then a postcard payload of at most
 //!   [`FRAME_BYTES_MAX`](crate::limits::FRAME_BYTES_MAX) bytes) and message decoding;
+//! - [`messages`]: what TaskManagers and the JobManager say after the handshake (version 1);
+//! - [`wire_batch`]: record batches and stream elements on the wire, checked on arrival;
 //! - [`handshake`]: the `Hello` and `Verdict` every connection opens with, which check the magic, the
 //!   protocol version and the cluster before any other message is read.
 //!
@@ -14,6 +16,8 @@
 
 pub mod frame;
 pub mod handshake;
+pub mod messages;
+pub mod wire_batch;
 
 pub use frame::{decode_message, encode_frame, FrameDecoder, FrameError, FRAME_HEADER_BYTES};
 pub use handshake::{

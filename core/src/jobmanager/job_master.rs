@@ -1,0 +1,624 @@
+//! The JobMaster: runs one job. It expands the job graph into subtasks, asks for a slot per
+//! subtask, deploys them, tracks every subtask's execution state, and restarts a failed attempt
+//! with the job's restart strategy.
+//!
+//! # Model
+//!
+//! The job runs as a sequence of *attempts*, numbered from 0. An attempt holds one execution per
+//! subtask of the [`ExecutionPlan`], each moving through the [`ExecutionState`]s. An attempt
+//! starts with every subtask Created and asks for slots ([`Output::RequestSlots`], one request per
+//! *slot group*: the subtasks that share a placement). A grant gives each subtask of its group a
+//! slot, in subtask order (Scheduled); once every group is granted, every subtask is deployed
+//! ([`Output::Deploy`], Deploying). TaskManagers then report Running, Finished, Canceled or Failed.
+//!
+//! * Every subtask Finished: the job is Finished.
+//! * A subtask Failed (reported, or its TaskManager lost): the attempt fails. Its TaskManagers are
+//!   told to cancel it ([`Output::CancelAttempt`]), its live subtasks become Canceling, and the
+//!   restart strategy decides. With a delay, the restart timer is set; when it fires, the old
+//!   attempt's slots are released and the next attempt starts from the beginning (there are no
+//!   checkpoints yet). Without one, the job is Failed at once: it does not wait for the
+//!   TaskManagers to confirm the cancellation, because nothing it would learn changes the outcome,
+//!   and the user should hear the cause without delay.
+//! * A user cancel: the attempt is told to cancel, and the job is Canceled when every subtask has
+//!   reached a final state.
+//!
+//! Neither a restart nor a failed job waits for cancellations to be confirmed before releasing
+//! slots: the `CancelAttempt` goes out before the `ReleaseSlots`, so a TaskManager hears it before
+//! any deployment into the freed slots, and stops the old subtasks first.
+//!
+//! When a job ends, its attempt's slots are released ([`Output::ReleaseSlots`]) and then the end
+//! is announced ([`Output::JobFinished`], [`Output::JobFailed`] or [`Output::JobCanceled`]);
+//! nothing but answers to stale grants follows.
+//!
+//! # Contract
+//!
+//! Call a `handle_*` method with the current time (never earlier than a previous call's), drain
+//! [`JobMaster::poll_output`], then arm a timer for [`JobMaster::poll_timeout`] and call
+//! [`JobMaster::handle_timeout`] when it fires. Every `handle_*` first fires a restart that is due
+//! at `now`, so the outcome never depends on whether the driver called `handle_timeout` first.
+//!
+//! Reports from TaskManagers are untrusted: one about another attempt (stale), an unknown subtask
+//! or slot, or a transition [`ExecutionState::can_become`] forbids is ignored and counted
+//! ([`JobMaster::counters`]), never applied and never a panic. TaskManagers report only what they
+//! can know: Running, Finished, Canceled or Failed, about a subtask deployed to them.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use crate::dataflow::plan::{ExecutionPlan, SubtaskId, SubtaskPlan};
+use crate::graph::JobGraph;
+use crate::ids::{AttemptId, JobId, SlotId};
+use crate::jobmanager::execution_state::ExecutionState::{self, *};
+use crate::limits::{FAILURE_CAUSE_BYTES_MAX, JOB_FAILURES_KEPT_MAX, SLOTS_PER_REQUEST_MAX};
+use crate::time::Instant;
+
+#[path = "job_master_types.rs"]
+mod types;
+pub use types::*;
+
+/// Where the job is; [`JobState`] is derived from it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// The current attempt waits for slots, is deployed, or runs.
+    Live,
+    /// The current attempt failed; the next starts at `at`.
+    AwaitingRestart {
+        at: Instant,
+    },
+    Canceling,
+    Finished,
+    Failed,
+    Canceled,
+}
+
+impl Phase {
+    fn is_final(self) -> bool {
+        matches!(self, Phase::Finished | Phase::Failed | Phase::Canceled)
+    }
+}
+
+/// Subtasks that share a placement and so one slot request (at most `SLOTS_PER_REQUEST_MAX`).
+#[derive(Clone, Debug)]
+struct SlotGroup {
+    placement: Placement,
+    /// In subtask order.
+    subtasks: Vec<SubtaskId>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Execution {
+    state: ExecutionState,
+    slot: Option<SlotId>,
+}
+
+/// The JobMaster role. See the module documentation for its model and contract.
+#[derive(Debug)]
+pub struct JobMaster {
+    job: JobId,
+    graph: JobGraph,
+    plan: ExecutionPlan,
+    /// Per chain: its vertices' names joined by ` -> `.
+    chain_names: Vec<String>,
+    groups: Vec<SlotGroup>,
+    /// The latest time given to a `handle_*` call.
+    now: Instant,
+    phase: Phase,
+    attempt: AttemptId,
+    /// The current attempt's executions, indexed by `SubtaskId`.
+    executions: Vec<Execution>,
+    /// Which subtask of the current attempt was given each slot.
+    slot_owners: BTreeMap<SlotId, SubtaskId>,
+    /// Per slot group: whether the current attempt's request was granted.
+    granted: Vec<bool>,
+    /// Whether the current attempt was deployed (every group granted).
+    deployed: bool,
+    cancel_sent: bool,
+    released: bool,
+    failures: u32,
+    recent_failures: VecDeque<Failure>,
+    started_at: Instant,
+    attempt_started_at: Instant,
+    ended_at: Option<Instant>,
+    outputs: VecDeque<Output>,
+    counters: JobMasterCounters,
+}
+
+impl JobMaster {
+    /// Starts `job`: attempt 0 with every subtask Created, asking for their slots.
+    pub fn new(job: JobId, graph: JobGraph, now: Instant) -> JobMaster {
+        let plan = ExecutionPlan::new(&graph);
+        assert!(!plan.subtasks.is_empty(), "a valid job graph has a source and a sink");
+        let chain_names = (plan.chains.iter())
+            .map(|c| {
+                c.vertices.iter().map(|&v| graph.vertex(v).name.as_str()).collect::<Vec<_>>().join(" -> ")
+            })
+            .collect();
+        let groups = slot_groups(&graph, &plan);
+        let mut jm = JobMaster {
+            job,
+            graph,
+            plan,
+            chain_names,
+            groups,
+            now,
+            phase: Phase::Live,
+            attempt: AttemptId(0),
+            executions: Vec::new(),
+            slot_owners: BTreeMap::new(),
+            granted: Vec::new(),
+            deployed: false,
+            cancel_sent: false,
+            released: false,
+            failures: 0,
+            recent_failures: VecDeque::new(),
+            started_at: now,
+            attempt_started_at: now,
+            ended_at: None,
+            outputs: VecDeque::new(),
+            counters: JobMasterCounters::default(),
+        };
+        jm.start_attempt(now);
+        jm
+    }
+
+    pub fn job(&self) -> JobId {
+        self.job
+    }
+
+    pub fn graph(&self) -> &JobGraph {
+        &self.graph
+    }
+
+    pub fn plan(&self) -> &ExecutionPlan {
+        &self.plan
+    }
+
+    pub fn counters(&self) -> &JobMasterCounters {
+        &self.counters
+    }
+
+    // ---------------------------------------------------------------- inputs
+
+    /// The ResourceManager granted `slots` to `attempt`. For the current attempt they go to the
+    /// first waiting slot group of that size, in subtask order; when every group has its slots,
+    /// every subtask is deployed. A grant for another attempt, or for one that ended, is released
+    /// again. A grant that fits no waiting group (a duplicate, the wrong size, a slot given twice)
+    /// is counted and left to go back with the attempt's other slots.
+    pub fn handle_slots_granted(&mut self, now: Instant, attempt: AttemptId, slots: Vec<SlotId>) {
+        self.advance_to(now);
+        if attempt != self.attempt || self.released {
+            self.counters.grants_stale += 1;
+            self.outputs.push_back(Output::ReleaseSlots { attempt });
+            return;
+        }
+        let Some(group) = self.waiting_group_for(&slots) else {
+            self.counters.grants_unused += 1;
+            return;
+        };
+        for (&subtask, &slot) in self.groups[group].subtasks.iter().zip(&slots) {
+            let execution = &mut self.executions[subtask.index()];
+            assert!(execution.state.can_become(Scheduled), "a waiting group's subtasks are Created");
+            *execution = Execution { state: Scheduled, slot: Some(slot) };
+            assert!(self.slot_owners.insert(slot, subtask).is_none(), "the grant's slots were checked free");
+        }
+        self.granted[group] = true;
+        if self.granted.iter().all(|&g| g) {
+            self.deploy();
+        }
+    }
+
+    /// A TaskManager reports that `subtask` of `attempt` reached `state`, with the error that
+    /// failed it.
+    pub fn handle_task_state(
+        &mut self,
+        now: Instant,
+        attempt: AttemptId,
+        subtask: SubtaskId,
+        state: ExecutionState,
+        error: Option<String>,
+    ) {
+        self.advance_to(now);
+        if attempt != self.attempt {
+            self.counters.reports_stale += 1;
+            return;
+        }
+        let Some(execution) = self.executions.get_mut(subtask.index()) else {
+            self.counters.reports_unknown_subtask += 1;
+            return;
+        };
+        if !reportable(execution.state, state) {
+            self.counters.reports_illegal += 1;
+            return;
+        }
+        execution.state = state;
+        self.counters.reports_applied += 1;
+        match state {
+            Finished if self.phase == Phase::Live && self.executions.iter().all(|e| e.state == Finished) => {
+                self.end(now, Phase::Finished, Output::JobFinished);
+            }
+            Failed => {
+                let detail = error.unwrap_or_else(|| "no cause reported".to_owned());
+                let cause = self.cause(subtask, &detail);
+                self.subtask_failed(now, subtask, cause);
+            }
+            Canceled => self.settle_cancel(now),
+            _ => {}
+        }
+    }
+
+    /// The ResourceManager reports that `attempt` lost `slots` with their TaskManager: the
+    /// subtasks deployed there failed, and so the attempt.
+    pub fn handle_slots_lost(&mut self, now: Instant, attempt: AttemptId, slots: Vec<SlotId>) {
+        self.advance_to(now);
+        if attempt != self.attempt || self.released {
+            self.counters.losses_stale += 1;
+            return;
+        }
+        let mut first_failure = None;
+        for slot in slots {
+            let Some(&subtask) = self.slot_owners.get(&slot) else {
+                self.counters.slots_lost_unknown += 1;
+                continue;
+            };
+            let execution = &mut self.executions[subtask.index()];
+            match execution.state {
+                Deploying | Running | Canceling => execution.state = Failed,
+                // Not deployed yet: nothing ran there, but the attempt cannot run without the slot.
+                Scheduled => {}
+                // It ended before its TaskManager did.
+                Finished | Canceled | Failed => continue,
+                Created => unreachable!("a Created subtask has no slot"),
+            }
+            if first_failure.is_none() {
+                first_failure =
+                    Some((subtask, self.cause(subtask, &format!("TaskManager of slot {slot} lost"))));
+            }
+        }
+        if let Some((subtask, cause)) = first_failure {
+            self.subtask_failed(now, subtask, cause);
+        }
+    }
+
+    /// The user cancels the job: no restart follows. A job already canceling or ended is left
+    /// as it is (and the cancel counted).
+    pub fn handle_cancel(&mut self, now: Instant) {
+        self.advance_to(now);
+        match self.phase {
+            Phase::Live => self.cancel_attempt(),
+            // The failed attempt was told to cancel already; the restart is dropped.
+            Phase::AwaitingRestart { .. } => {}
+            Phase::Canceling | Phase::Finished | Phase::Failed | Phase::Canceled => {
+                self.counters.cancels_ignored += 1;
+                return;
+            }
+        }
+        self.phase = Phase::Canceling;
+        self.settle_cancel(now);
+    }
+
+    /// Fires the restart if it is due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.advance_to(now);
+    }
+
+    // ---------------------------------------------------------------- outputs
+
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    /// When the pending restart is due: `handle_timeout` must be called then.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match self.phase {
+            Phase::AwaitingRestart { at } => Some(at),
+            _ => None,
+        }
+    }
+
+    // ---------------------------------------------------------------- queries
+
+    pub fn state(&self) -> JobState {
+        match self.phase {
+            Phase::Live if self.deployed => JobState::Running,
+            Phase::Live if self.attempt == AttemptId(0) => JobState::Created,
+            Phase::Live | Phase::AwaitingRestart { .. } => JobState::Restarting,
+            Phase::Canceling => JobState::Canceling,
+            Phase::Finished => JobState::Finished,
+            Phase::Failed => JobState::Failed,
+            Phase::Canceled => JobState::Canceled,
+        }
+    }
+
+    pub fn status(&self) -> JobStatus {
+        JobStatus {
+            job: self.job,
+            name: self.graph.name.clone(),
+            state: self.state(),
+            attempt: self.attempt,
+            failures: self.failures,
+            subtasks: (self.plan.subtasks.iter().zip(&self.executions))
+                .map(|(plan, execution)| SubtaskStatus {
+                    id: plan.id,
+                    name: self.chain_names[plan.chain].clone(),
+                    index: plan.index,
+                    parallelism: self.plan.chains[plan.chain].parallelism,
+                    state: execution.state,
+                    slot: execution.slot,
+                })
+                .collect(),
+            last_failure_cause: self.recent_failures.back().map(|f| f.cause.clone()),
+            recent_failures: self.recent_failures.iter().cloned().collect(),
+            started_at: self.started_at,
+            attempt_started_at: self.attempt_started_at,
+            restart_at: self.poll_timeout(),
+            ended_at: self.ended_at,
+        }
+    }
+
+    // ---------------------------------------------------------------- internals
+
+    /// Moves time to `now` and restarts if the restart is due.
+    fn advance_to(&mut self, now: Instant) {
+        assert!(now >= self.now, "time went back from {:?} to {now:?}", self.now);
+        self.now = now;
+        if let Phase::AwaitingRestart { at } = self.phase {
+            if at <= now {
+                self.restart(now);
+            }
+        }
+    }
+
+    /// Starts the current attempt: every subtask Created, a slot request per slot group.
+    fn start_attempt(&mut self, now: Instant) {
+        let created = Execution { state: Created, slot: None };
+        self.executions = vec![created; self.plan.subtasks.len()];
+        self.slot_owners.clear();
+        self.granted = vec![false; self.groups.len()];
+        (self.deployed, self.cancel_sent, self.released) = (false, false, false);
+        self.phase = Phase::Live;
+        self.attempt_started_at = now;
+        for group in &self.groups {
+            let count = u16::try_from(group.subtasks.len()).expect("groups are cut at SLOTS_PER_REQUEST_MAX");
+            let placement = group.placement.clone();
+            self.outputs.push_back(Output::RequestSlots { attempt: self.attempt, count, placement });
+        }
+    }
+
+    fn restart(&mut self, now: Instant) {
+        assert!(matches!(self.phase, Phase::AwaitingRestart { .. }));
+        self.release();
+        self.attempt = AttemptId(self.attempt.0.checked_add(1).expect("a restart is refused at the last id"));
+        self.counters.restarts += 1;
+        self.start_attempt(now);
+    }
+
+    /// The first waiting slot group `slots` can be given to: one of the same size, if the slots
+    /// are distinct and given to no other subtask of this attempt.
+    fn waiting_group_for(&self, slots: &[SlotId]) -> Option<usize> {
+        if self.phase != Phase::Live || self.deployed {
+            return None;
+        }
+        let mut distinct: Vec<SlotId> = slots.to_vec();
+        distinct.sort_unstable();
+        distinct.dedup();
+        if distinct.len() != slots.len() || slots.iter().any(|s| self.slot_owners.contains_key(s)) {
+            return None;
+        }
+        (0..self.groups.len()).find(|&g| !self.granted[g] && self.groups[g].subtasks.len() == slots.len())
+    }
+
+    /// Deploys every subtask, in subtask order, into the slot it was given.
+    fn deploy(&mut self) {
+        for (i, execution) in self.executions.iter_mut().enumerate() {
+            assert!(execution.state.can_become(Deploying), "every group was granted");
+            execution.state = Deploying;
+            let slot = execution.slot.expect("a Scheduled subtask has a slot");
+            let subtask = SubtaskId(u32::try_from(i).expect("subtask ids are u32"));
+            self.outputs.push_back(Output::Deploy { attempt: self.attempt, subtask, slot });
+        }
+        self.deployed = true;
+    }
+
+    /// `subtask` failed with `cause`. While the attempt is live, that fails it; while canceling,
+    /// it is one more subtask stopped; after the attempt failed, it is a consequence of that.
+    fn subtask_failed(&mut self, now: Instant, subtask: SubtaskId, cause: String) {
+        match self.phase {
+            Phase::Live => self.fail_attempt(now, subtask, cause),
+            Phase::Canceling => self.settle_cancel(now),
+            Phase::AwaitingRestart { .. } | Phase::Finished | Phase::Failed | Phase::Canceled => {}
+        }
+    }
+
+    fn fail_attempt(&mut self, now: Instant, subtask: SubtaskId, cause: String) {
+        self.failures = self.failures.saturating_add(1);
+        if self.recent_failures.len() == JOB_FAILURES_KEPT_MAX {
+            self.recent_failures.pop_front();
+        }
+        let failure = Failure { attempt: self.attempt, subtask, at: now, cause: cause.clone() };
+        self.recent_failures.push_back(failure);
+        self.cancel_attempt();
+        let delay = self.graph.restart.delay_before_restart(self.failures);
+        match delay.filter(|_| self.attempt.0 < u32::MAX) {
+            Some(delay) => self.phase = Phase::AwaitingRestart { at: now + delay },
+            None => self.end(now, Phase::Failed, Output::JobFailed { cause }),
+        }
+    }
+
+    /// Tells the TaskManagers to cancel the attempt (once) and moves every live subtask towards
+    /// Canceled: straight there if it never reached a TaskManager, to Canceling otherwise.
+    fn cancel_attempt(&mut self) {
+        if !self.cancel_sent {
+            self.cancel_sent = true;
+            self.outputs.push_back(Output::CancelAttempt { attempt: self.attempt });
+        }
+        for execution in &mut self.executions {
+            let steps: &[ExecutionState] = match execution.state {
+                Created => &[Canceled],
+                Scheduled => &[Canceling, Canceled],
+                Deploying | Running => &[Canceling],
+                Canceling | Finished | Canceled | Failed => &[],
+            };
+            for &next in steps {
+                assert!(execution.state.can_become(next), "{:?} → {next:?}", execution.state);
+                execution.state = next;
+            }
+        }
+    }
+
+    /// Ends a user cancel once every subtask has stopped.
+    fn settle_cancel(&mut self, now: Instant) {
+        if self.phase == Phase::Canceling && self.executions.iter().all(|e| e.state.is_final()) {
+            self.end(now, Phase::Canceled, Output::JobCanceled);
+        }
+    }
+
+    /// Ends the job: releases the attempt's slots, then announces `end`.
+    fn end(&mut self, now: Instant, phase: Phase, end: Output) {
+        assert!(phase.is_final() && !self.phase.is_final(), "a job ends once");
+        self.release();
+        self.phase = phase;
+        self.ended_at = Some(now);
+        self.outputs.push_back(end);
+    }
+
+    fn release(&mut self) {
+        assert!(!self.released, "{} is released once", self.attempt);
+        self.released = true;
+        self.outputs.push_back(Output::ReleaseSlots { attempt: self.attempt });
+    }
+
+    /// `out (1/2) failed: detail`, cut to `FAILURE_CAUSE_BYTES_MAX`.
+    fn cause(&self, subtask: SubtaskId, detail: &str) -> String {
+        let plan = &self.plan.subtasks[subtask.index()];
+        let chain = &self.plan.chains[plan.chain];
+        let name = &self.chain_names[plan.chain];
+        let cause = format!("{name} ({}/{}) failed: {detail}", plan.index + 1, chain.parallelism);
+        cut(cause, FAILURE_CAUSE_BYTES_MAX)
+    }
+
+    // ---------------------------------------------------------------- invariants
+
+    /// Panics if the job's bookkeeping is inconsistent: run after every step in tests and in the
+    /// simulator.
+    pub fn assert_invariants(&self) {
+        assert_eq!(self.executions.len(), self.plan.subtasks.len());
+        assert_eq!(self.granted.len(), self.groups.len());
+        let mut grouped: Vec<SubtaskId> =
+            self.groups.iter().flat_map(|g| g.subtasks.iter().copied()).collect();
+        grouped.sort_unstable();
+        assert!(grouped.iter().enumerate().all(|(i, s)| s.index() == i), "groups partition the subtasks");
+        assert!(self
+            .groups
+            .iter()
+            .all(|g| (1..=usize::from(SLOTS_PER_REQUEST_MAX)).contains(&g.subtasks.len())));
+        // Slots: every slot-holding subtask has one, and no two subtasks share one (the owner
+        // index maps each given slot back to the one subtask holding it).
+        let mut given = 0;
+        for (i, e) in self.executions.iter().enumerate() {
+            assert!(!e.state.holds_slot() || e.slot.is_some(), "subtask {i} is {:?} without a slot", e.state);
+            assert!(e.state != Created || e.slot.is_none(), "a Created subtask has no slot");
+            if let Some(slot) = e.slot {
+                assert_eq!(self.slot_owners.get(&slot).map(|s| s.index()), Some(i), "{slot} has one subtask");
+                given += 1;
+            }
+        }
+        assert_eq!(given, self.slot_owners.len());
+        // Attempts are numbered by restarts; each restart follows a failure.
+        assert_eq!(u64::from(self.attempt.0), self.counters.restarts);
+        assert!(self.failures >= self.attempt.0 && self.failures - self.attempt.0 <= 1);
+        assert!(self.recent_failures.len() <= JOB_FAILURES_KEPT_MAX.min(self.failures as usize));
+        for f in &self.recent_failures {
+            assert!(
+                f.attempt <= self.attempt && f.at <= self.now && f.cause.len() <= FAILURE_CAUSE_BYTES_MAX
+            );
+        }
+        assert!(self.started_at <= self.attempt_started_at && self.attempt_started_at <= self.now);
+        assert_eq!(self.ended_at.is_some(), self.phase.is_final());
+        assert_eq!(self.released, self.phase.is_final(), "an attempt's slots go back when the job ends");
+        assert!(!self.deployed || self.granted.iter().all(|&g| g));
+        let live = |e: &Execution| matches!(e.state, Created | Scheduled | Deploying | Running);
+        match self.phase {
+            Phase::Live => {
+                assert!(!self.cancel_sent);
+                assert!(!self.executions.iter().all(|e| e.state == Finished), "a finished job ended");
+                for (i, e) in self.executions.iter().enumerate() {
+                    let expected: &[ExecutionState] = if self.deployed {
+                        &[Deploying, Running, Finished]
+                    } else if self.granted[self.group_of(i)] {
+                        &[Scheduled]
+                    } else {
+                        &[Created]
+                    };
+                    assert!(expected.contains(&e.state), "subtask {i} is {:?} in a live attempt", e.state);
+                }
+            }
+            Phase::AwaitingRestart { at } => {
+                // Due at `now` only when set by this step with a zero delay: `advance_to` fires due ones.
+                assert!(at >= self.now, "a due restart fired");
+                assert!(self.cancel_sent && self.failures >= 1);
+                assert!(!self.executions.iter().any(live));
+            }
+            Phase::Canceling => {
+                assert!(self.cancel_sent && !self.executions.iter().any(live));
+                assert!(self.executions.iter().any(|e| e.state == Canceling), "a settled cancel ended");
+            }
+            Phase::Finished => assert!(self.executions.iter().all(|e| e.state == Finished)),
+            Phase::Failed => {
+                assert!(self.cancel_sent && self.failures >= 1 && !self.recent_failures.is_empty());
+                assert!(!self.executions.iter().any(live));
+            }
+            Phase::Canceled => assert!(self.executions.iter().all(|e| e.state.is_final())),
+        }
+    }
+
+    fn group_of(&self, subtask: usize) -> usize {
+        self.groups.iter().position(|g| g.subtasks.iter().any(|s| s.index() == subtask)).expect("grouped")
+    }
+}
+
+/// Whether a TaskManager may report `from → to`: a transition the state allows, to a state only a
+/// TaskManager knows, about a subtask deployed to it.
+fn reportable(from: ExecutionState, to: ExecutionState) -> bool {
+    matches!(from, Deploying | Running | Canceling)
+        && matches!(to, Running | Finished | Canceled | Failed)
+        && from.can_become(to)
+}
+
+/// The slot groups of a plan: subtasks by placement, in placement order, each cut into requests
+/// of at most `SLOTS_PER_REQUEST_MAX` slots.
+fn slot_groups(graph: &JobGraph, plan: &ExecutionPlan) -> Vec<SlotGroup> {
+    let mut by_placement: BTreeMap<Placement, Vec<SubtaskId>> = BTreeMap::new();
+    for subtask in &plan.subtasks {
+        by_placement.entry(placement_of(graph, plan, subtask)).or_default().push(subtask.id);
+    }
+    let mut groups = Vec::new();
+    for (placement, subtasks) in by_placement {
+        for chunk in subtasks.chunks(usize::from(SLOTS_PER_REQUEST_MAX)) {
+            groups.push(SlotGroup { placement: placement.clone(), subtasks: chunk.to_vec() });
+        }
+    }
+    groups
+}
+
+/// The labels the TaskManager of `subtask`'s slot must carry. Today every subtask may run
+/// anywhere; per-operator placement (its chain's vertices' placements, merged) belongs here.
+fn placement_of(_graph: &JobGraph, _plan: &ExecutionPlan, _subtask: &SubtaskPlan) -> Placement {
+    Placement::new()
+}
+
+/// `s` cut to at most `max` bytes at a character boundary, ending in `…` when cut.
+fn cut(mut s: String, max: usize) -> String {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max - '…'.len_utf8();
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s.truncate(end);
+    s.push('…');
+    s
+}
+
+#[cfg(test)]
+#[path = "job_master_tests.rs"]
+mod tests;
