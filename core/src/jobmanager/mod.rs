@@ -8,6 +8,7 @@
 //! invariants (run after every step in tests and in the simulator).
 
 pub mod execution_state;
+pub mod job_manager;
 pub mod job_master;
 pub mod resource_manager;
 mod resource_types;

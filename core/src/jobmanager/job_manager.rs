@@ -1,0 +1,400 @@
+//! The JobManager: the Dispatcher's job registry, the ResourceManager, and one JobMaster per job,
+//! with the routing between them, as one sans-IO role.
+//!
+//! The Dispatcher's part lives here: jobs are submitted as job-file text, validated, given the
+//! next [`JobId`], and handed to a new [`JobMaster`]; ended jobs move to a bounded history. The
+//! routing moves every effect of one role to the role it is for — slot requests and releases to
+//! the ResourceManager, grants and losses to the JobMaster of their job, deployments and
+//! cancellations to TaskManagers — until nothing moves, inside each `handle_*` call. What leaves
+//! the process comes out of [`JobManager::poll_output`].
+//!
+//! Contract: call `handle_*` with the current time (never going back), drain `poll_output`, arm a
+//! timer for `poll_timeout` and call `handle_timeout` when it fires.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use crate::dataflow::operator::OperatorMetrics;
+use crate::dataflow::plan::SubtaskId;
+use crate::ids::{AttemptId, JobId, TaskManagerId};
+use crate::jobfile::{parse_job, JobFileError, ParseOptions};
+use crate::jobmanager::job_master::{self, JobMaster, JobState, JobStatus};
+use crate::jobmanager::resource_manager::{
+    self, ResourceManager, ResourceManagerConfig, SlotRequest, TaskManagerStatus,
+};
+use crate::limits::FINISHED_JOBS_MAX;
+use crate::protocol::messages::{Deployment, SubtaskLocation, TaskStateReport, ToJobManager, ToTaskManager};
+use crate::time::Instant;
+
+/// An effect of the JobManager for its driver.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Output {
+    /// Send `message` to TaskManager `tm`.
+    ToTaskManager { tm: TaskManagerId, message: ToTaskManager },
+    /// Answer the registration of `tm` from `address` with a refusal, on the connection it came
+    /// from (the id may belong to another, live TaskManager), then close that connection.
+    RefuseRegistration { tm: TaskManagerId, address: String, reason: String },
+    /// TaskManager `tm` was declared dead: close its connection.
+    TaskManagerDead { tm: TaskManagerId },
+    /// A job ended.
+    JobEnded { job: JobId, state: JobState, cause: Option<String> },
+}
+
+#[derive(Clone, Debug)]
+pub struct JobManagerConfig {
+    pub resource_manager: ResourceManagerConfig,
+    /// Ended jobs whose status is kept.
+    pub finished_jobs_max: usize,
+}
+
+impl Default for JobManagerConfig {
+    fn default() -> Self {
+        JobManagerConfig {
+            resource_manager: ResourceManagerConfig::default(),
+            finished_jobs_max: FINISHED_JOBS_MAX,
+        }
+    }
+}
+
+/// A job as the CLI and REST show it: its JobMaster's status and the latest counters per vertex.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JobOverview {
+    pub status: JobStatus,
+    pub submitted_at: Instant,
+    /// Per vertex (in the job graph's order): name and counters summed over its subtasks' latest
+    /// reports in the current attempt.
+    pub vertices: Vec<(String, OperatorMetrics)>,
+}
+
+struct RunningJob {
+    master: JobMaster,
+    job_file: String,
+    parallelism: Option<u16>,
+    submitted_at: Instant,
+    /// Latest counters reported by each subtask of the current attempt.
+    metrics: BTreeMap<u32, Vec<(u32, OperatorMetrics)>>,
+    metrics_attempt: AttemptId,
+    /// Why the JobManager itself stopped the job, if it did.
+    end_cause: Option<String>,
+}
+
+pub struct JobManager {
+    config: JobManagerConfig,
+    resources: ResourceManager,
+    jobs: BTreeMap<JobId, RunningJob>,
+    finished: VecDeque<JobOverview>,
+    next_job: u64,
+    now: Instant,
+    outbox: VecDeque<Output>,
+}
+
+/// A job id that is neither running nor in the history.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("no job {0}")]
+pub struct UnknownJob(pub JobId);
+
+impl JobManager {
+    pub fn new(config: JobManagerConfig) -> JobManager {
+        assert!(config.finished_jobs_max >= 1);
+        let resources = ResourceManager::new(config.resource_manager.clone());
+        JobManager {
+            config,
+            resources,
+            jobs: BTreeMap::new(),
+            finished: VecDeque::new(),
+            next_job: 1,
+            now: Instant::ZERO,
+            outbox: VecDeque::new(),
+        }
+    }
+
+    /// Moves time to `now`, first applying every timeout due by then (so an input's outcome
+    /// does not depend on whether the driver called `handle_timeout` before it).
+    fn advance(&mut self, now: Instant) {
+        assert!(now >= self.now, "time never goes back");
+        self.now = now;
+        if self.poll_timeout().is_some_and(|t| t <= now) {
+            self.resources.handle_timeout(now);
+            for entry in self.jobs.values_mut() {
+                if entry.master.poll_timeout().is_some_and(|t| t <= now) {
+                    entry.master.handle_timeout(now);
+                }
+            }
+            self.route(now);
+        }
+    }
+
+    /// Submits a job file's text; a job that does not validate is refused with the error.
+    pub fn submit(
+        &mut self,
+        now: Instant,
+        job_file: &str,
+        parallelism: Option<u16>,
+    ) -> Result<JobId, JobFileError> {
+        self.advance(now);
+        let graph = parse_job(job_file, &ParseOptions { parallelism })?;
+        let job = JobId(self.next_job);
+        self.next_job += 1;
+        let master = JobMaster::new(job, graph, now);
+        let entry = RunningJob {
+            master,
+            job_file: job_file.to_owned(),
+            parallelism,
+            submitted_at: now,
+            metrics: BTreeMap::new(),
+            metrics_attempt: AttemptId(0),
+            end_cause: None,
+        };
+        self.jobs.insert(job, entry);
+        self.route(now);
+        Ok(job)
+    }
+
+    /// Asks a running job to stop; its subtasks are canceled.
+    pub fn cancel(&mut self, now: Instant, job: JobId) -> Result<(), UnknownJob> {
+        self.advance(now);
+        let entry = self.jobs.get_mut(&job).ok_or(UnknownJob(job))?;
+        entry.master.handle_cancel(now);
+        self.resources.handle_job_cancelled(now, job);
+        self.route(now);
+        Ok(())
+    }
+
+    /// A message from TaskManager `from` (for a registration, the id it registers as).
+    pub fn handle_task_manager_message(&mut self, now: Instant, from: TaskManagerId, message: ToJobManager) {
+        self.advance(now);
+        match message {
+            ToJobManager::Register(registration) => {
+                if registration.id != from {
+                    self.outbox.push_back(Output::RefuseRegistration {
+                        tm: from,
+                        address: registration.address,
+                        reason: format!("registered as {} on a connection of {from}", registration.id),
+                    });
+                } else {
+                    self.resources.handle_registration(now, registration);
+                }
+            }
+            // A heartbeat from a TaskManager the ResourceManager does not know is dropped: the
+            // connection of a dead TaskManager is closed by `TaskManagerDead`.
+            ToJobManager::Heartbeat => {
+                let _ = self.resources.handle_heartbeat(now, from);
+            }
+            ToJobManager::TaskState(report) => self.task_state(now, report),
+        }
+        self.route(now);
+    }
+
+    fn task_state(&mut self, now: Instant, report: TaskStateReport) {
+        let Some(entry) = self.jobs.get_mut(&report.job) else { return };
+        if report.attempt > entry.metrics_attempt {
+            entry.metrics.clear();
+            entry.metrics_attempt = report.attempt;
+        }
+        if report.attempt == entry.metrics_attempt && !report.metrics.is_empty() {
+            entry.metrics.insert(report.subtask, report.metrics);
+        }
+        entry.master.handle_task_state(
+            now,
+            report.attempt,
+            SubtaskId(report.subtask),
+            report.state,
+            report.error,
+        );
+    }
+
+    /// The connection to TaskManager `tm` closed: it is dead for the cluster.
+    pub fn handle_task_manager_disconnected(&mut self, now: Instant, tm: TaskManagerId) {
+        self.advance(now);
+        // An unknown TaskManager's connection closing changes nothing.
+        let _ = self.resources.handle_disconnect(now, tm);
+        self.route(now);
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.advance(now);
+    }
+
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outbox.pop_front()
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let masters = self.jobs.values().filter_map(|e| e.master.poll_timeout());
+        masters.chain(self.resources.poll_timeout()).min()
+    }
+
+    /// Moves effects between the roles until none is left, queueing what leaves the process.
+    fn route(&mut self, now: Instant) {
+        loop {
+            let mut moved = false;
+            while let Some(out) = self.resources.poll_output() {
+                moved = true;
+                self.route_resource_output(now, out);
+            }
+            let jobs: Vec<JobId> = self.jobs.keys().copied().collect();
+            for job in jobs {
+                while let Some(out) = self.jobs.get_mut(&job).and_then(|e| e.master.poll_output()) {
+                    moved = true;
+                    self.route_job_output(now, job, out);
+                }
+            }
+            if !moved {
+                return;
+            }
+        }
+    }
+
+    fn route_resource_output(&mut self, now: Instant, out: resource_manager::Output) {
+        use resource_manager::Output as Rm;
+        match out {
+            Rm::Registered { tm, heartbeat_interval } => self.outbox.push_back(Output::ToTaskManager {
+                tm,
+                message: ToTaskManager::Registered {
+                    heartbeat_interval_ms: u64::try_from(heartbeat_interval.as_millis()).unwrap_or(u64::MAX),
+                },
+            }),
+            Rm::RegistrationRefused { tm, address, reason } => {
+                self.outbox.push_back(Output::RefuseRegistration { tm, address, reason: reason.to_string() })
+            }
+            Rm::SlotsGranted { job, attempt, slots, .. } => match self.jobs.get_mut(&job) {
+                Some(entry) => entry.master.handle_slots_granted(now, attempt, slots),
+                // The job ended while its request waited: the slots go straight back.
+                None => drop(self.resources.handle_release(now, job, attempt)),
+            },
+            Rm::SlotsLost { job, attempt, slots } => {
+                if let Some(entry) = self.jobs.get_mut(&job) {
+                    entry.master.handle_slots_lost(now, attempt, slots);
+                }
+            }
+            Rm::TaskManagerDead { id } => self.outbox.push_back(Output::TaskManagerDead { tm: id }),
+        }
+    }
+
+    fn route_job_output(&mut self, now: Instant, job: JobId, out: job_master::Output) {
+        use job_master::Output as Jm;
+        match out {
+            Jm::RequestSlots { attempt, count, placement } => {
+                let request = SlotRequest { job, attempt, count, placement };
+                if let Err(e) = self.resources.handle_slot_request(now, request) {
+                    // A request the cluster can never serve (too large, too many waiting): the
+                    // job cannot run, so it is canceled with the reason kept in the history.
+                    let entry = self.jobs.get_mut(&job).expect("the job of a live JobMaster");
+                    entry.end_cause = Some(format!("slot request refused: {e}"));
+                    entry.master.handle_cancel(now);
+                }
+            }
+            Jm::Deploy { attempt, subtask, slot } => {
+                let entry = &self.jobs[&job];
+                let locations = self.locations(&entry.master);
+                let deployment = Deployment {
+                    job,
+                    attempt,
+                    subtask: subtask.0,
+                    slot: slot.slot,
+                    job_file: entry.job_file.clone(),
+                    parallelism: entry.parallelism,
+                    locations,
+                };
+                self.outbox.push_back(Output::ToTaskManager {
+                    tm: slot.task_manager,
+                    message: ToTaskManager::Deploy(deployment),
+                });
+            }
+            Jm::CancelAttempt { attempt } => {
+                let hosts: BTreeSet<TaskManagerId> = self.jobs[&job]
+                    .master
+                    .status()
+                    .subtasks
+                    .iter()
+                    .filter_map(|s| s.slot.map(|slot| slot.task_manager))
+                    .collect();
+                for tm in hosts {
+                    self.outbox.push_back(Output::ToTaskManager {
+                        tm,
+                        message: ToTaskManager::CancelAttempt { job, attempt },
+                    });
+                }
+            }
+            Jm::ReleaseSlots { attempt } => drop(self.resources.handle_release(now, job, attempt)),
+            Jm::JobFinished => self.end_job(job, JobState::Finished, None),
+            Jm::JobFailed { cause } => self.end_job(job, JobState::Failed, Some(cause)),
+            Jm::JobCanceled => {
+                let cause = self.jobs.get_mut(&job).and_then(|e| e.end_cause.take());
+                self.end_job(job, JobState::Canceled, cause)
+            }
+        }
+    }
+
+    /// Where every subtask of the job's current attempt runs (those with a slot).
+    fn locations(&self, master: &JobMaster) -> Vec<SubtaskLocation> {
+        master
+            .status()
+            .subtasks
+            .iter()
+            .filter_map(|s| {
+                let slot = s.slot?;
+                let tm = self.resources.task_manager(slot.task_manager)?;
+                Some(SubtaskLocation { subtask: s.id.0, task_manager: tm.id, address: tm.address })
+            })
+            .collect()
+    }
+
+    fn end_job(&mut self, job: JobId, state: JobState, cause: Option<String>) {
+        let entry = self.jobs.remove(&job).expect("a job ends once");
+        let overview = overview(&entry);
+        if self.finished.len() == self.config.finished_jobs_max {
+            self.finished.pop_front();
+        }
+        self.finished.push_back(overview);
+        self.outbox.push_back(Output::JobEnded { job, state, cause });
+    }
+
+    /// Every job, running ones first, then the history, each in id order.
+    pub fn jobs(&self) -> Vec<JobOverview> {
+        let mut out: Vec<JobOverview> = self.jobs.values().map(overview).collect();
+        let mut ended: Vec<JobOverview> = self.finished.iter().cloned().collect();
+        ended.sort_by_key(|o| o.status.job);
+        out.extend(ended);
+        out
+    }
+
+    pub fn job(&self, job: JobId) -> Result<JobOverview, UnknownJob> {
+        if let Some(entry) = self.jobs.get(&job) {
+            return Ok(overview(entry));
+        }
+        self.finished.iter().find(|o| o.status.job == job).cloned().ok_or(UnknownJob(job))
+    }
+
+    pub fn task_managers(&self) -> Vec<TaskManagerStatus> {
+        self.resources.task_managers()
+    }
+
+    pub fn assert_invariants(&self) {
+        self.resources.assert_invariants();
+        for (id, entry) in &self.jobs {
+            assert_eq!(entry.master.job(), *id);
+            assert!(!entry.master.state().is_final(), "an ended job leaves the running set");
+            entry.master.assert_invariants();
+        }
+        assert!(self.finished.len() <= self.config.finished_jobs_max, "the history is bounded");
+        assert!(self.finished.iter().all(|o| o.status.state.is_final()));
+    }
+}
+
+fn overview(entry: &RunningJob) -> JobOverview {
+    let graph = entry.master.graph();
+    let mut vertices: Vec<(String, OperatorMetrics)> =
+        graph.vertices().iter().map(|v| (v.name.clone(), OperatorMetrics::default())).collect();
+    for reports in entry.metrics.values() {
+        for (vertex, m) in reports {
+            if let Some((_, total)) = vertices.get_mut(*vertex as usize) {
+                total.add(m);
+            }
+        }
+    }
+    JobOverview { status: entry.master.status(), submitted_at: entry.submitted_at, vertices }
+}
+
+#[cfg(test)]
+#[path = "job_manager_tests.rs"]
+mod tests;
