@@ -95,7 +95,7 @@ pub struct UnknownJob(pub JobId);
 impl JobManager {
     pub fn new(config: JobManagerConfig) -> JobManager {
         assert!(config.finished_jobs_max >= 1);
-        let resources = ResourceManager::new(config.resource_manager.clone());
+        let resources = ResourceManager::new(config.resource_manager);
         JobManager {
             config,
             resources,
