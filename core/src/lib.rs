@@ -23,5 +23,6 @@ pub mod key;
 pub mod limits;
 pub mod protocol;
 pub mod state;
+pub mod taskmanager;
 pub mod time;
 pub mod types;

@@ -126,3 +126,19 @@ pub const FAILURE_CAUSE_BYTES_MAX: usize = 4096;
 const _: () = assert!(JOB_FAILURES_KEPT_MAX >= 1 && FAILURE_CAUSE_BYTES_MAX >= 256);
 // A job's status with every kept failure fits in one frame to the client, with room to spare.
 const _: () = assert!(JOB_FAILURES_KEPT_MAX * FAILURE_CAUSE_BYTES_MAX <= FRAME_BYTES_MAX / 4);
+
+/// Attempts a TaskManager remembers without running any of their subtasks (cancelled or ended), so
+/// late data and credits for them are recognized as stale and dropped. The oldest are forgotten.
+pub const TASK_MANAGER_ATTEMPTS_KEPT_MAX: usize = 64;
+
+/// Channels whose credits a TaskManager parks because their producer is not (yet) deployed there:
+/// the consumer may open a channel before the producer's deployment arrives. Beyond this, credits
+/// are dropped and counted.
+pub const PENDING_CREDIT_CHANNELS_MAX: usize = 4096;
+
+/// Milliseconds a TaskManager waits before polling again a source that had nothing and named no
+/// instant to come back.
+pub const SOURCE_REPOLL_MS: u64 = 1;
+
+const _: () = assert!(TASK_MANAGER_ATTEMPTS_KEPT_MAX >= 1 && PENDING_CREDIT_CHANNELS_MAX >= 1);
+const _: () = assert!(SOURCE_REPOLL_MS >= 1);

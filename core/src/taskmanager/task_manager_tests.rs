@@ -1,0 +1,540 @@
+//! Tests of the TaskManager role: registration, heartbeats, whole jobs on one and two TaskManagers
+//! (against `run_local`), back-pressure, hostile peers, cancellation and malformed deployments.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
+
+use super::*;
+use crate::batch::{Batch, Column};
+use crate::connectors::BuiltinConnectors;
+use crate::dataflow::element::Element;
+use crate::dataflow::local::{run_local, Rng};
+use crate::dataflow::operator::OperatorMetrics;
+use crate::jobfile::{parse_job, ParseOptions};
+use crate::jobmanager::execution_state::ExecutionState;
+use crate::protocol::messages::{Deployment, SubtaskLocation, TaskStateReport, ToTaskManager};
+use crate::protocol::wire_batch::WireElement;
+use crate::time::Instant;
+
+/// Subtasks 0 and 1 run `g → f → k` (one chain), subtasks 2 and 3 run `w → out`, fed by hash.
+const JOB: &str = r#"
+[job]
+parallelism = 2
+
+[[source]]
+name = "g"
+type = "generator"
+count = 20_000
+keys = 50
+event_time = "ts_ms"
+
+[[operator]]
+name = "f"
+type = "filter"
+input = "g"
+predicate = "value % 3 != 0"
+
+[[operator]]
+name = "k"
+type = "key_by"
+input = "f"
+key = "key"
+
+[[operator]]
+name = "w"
+type = "window"
+input = "k"
+window = "tumbling"
+size = 10
+aggregates = { n = "count()" }
+
+[[sink]]
+name = "out"
+type = "count"
+input = "w"
+"#;
+
+fn job_text() -> String {
+    JOB.to_owned()
+}
+
+const JOB_ID: JobId = JobId(7);
+const ATTEMPT: AttemptId = AttemptId(0);
+const T0: Instant = Instant::ZERO;
+
+fn config(id: u64, slots: u16, credits: CreditConfig) -> TaskManagerConfig {
+    TaskManagerConfig {
+        id: TaskManagerId(id),
+        data_address: format!("tm-{id}:6124"),
+        slots,
+        labels: BTreeMap::new(),
+        heartbeat_interval: Duration::from_secs(1),
+        credits,
+    }
+}
+
+/// A TaskManager registered with a JobManager at `T0`, its outputs drained.
+fn registered(id: u64, slots: u16, credits: CreditConfig) -> TaskManager {
+    let mut tm = TaskManager::new(config(id, slots, credits), Box::new(BuiltinConnectors));
+    tm.handle_job_manager_connected(T0);
+    tm.handle_job_manager_message(T0, ToTaskManager::Registered { heartbeat_interval_ms: 1000 });
+    while tm.poll_output().is_some() {}
+    tm.assert_invariants();
+    tm
+}
+
+/// Deployments of every subtask of `JOB`: subtask `i` on TaskManager `placement[i]`, in slot
+/// `i % 2` there for two TaskManagers, `i` for one.
+fn deployments(placement: &[u64]) -> Vec<Deployment> {
+    let locations: Vec<SubtaskLocation> = placement
+        .iter()
+        .enumerate()
+        .map(|(i, &tm)| SubtaskLocation {
+            subtask: i as u32,
+            task_manager: TaskManagerId(tm),
+            address: format!("tm-{tm}:6124"),
+        })
+        .collect();
+    let single = placement.iter().all(|&tm| tm == placement[0]);
+    (0..placement.len())
+        .map(|i| Deployment {
+            job: JOB_ID,
+            attempt: ATTEMPT,
+            subtask: i as u32,
+            slot: SlotIndex(if single { i as u16 } else { (i % 2) as u16 }),
+            job_file: job_text(),
+            parallelism: None,
+            locations: locations.clone(),
+        })
+        .collect()
+}
+
+fn reference_metrics() -> Vec<OperatorMetrics> {
+    let graph = parse_job(&job_text(), &ParseOptions::default()).expect("the job parses");
+    run_local(&graph, &BuiltinConnectors, 0, 4).expect("the job runs")
+}
+
+/// Per-vertex metrics summed over the `Finished` reports, and each subtask's states in order.
+fn summarize(reports: &[TaskStateReport]) -> (Vec<OperatorMetrics>, BTreeMap<u32, Vec<ExecutionState>>) {
+    let mut metrics = vec![OperatorMetrics::default(); 5];
+    let mut states: BTreeMap<u32, Vec<ExecutionState>> = BTreeMap::new();
+    for r in reports {
+        states.entry(r.subtask).or_default().push(r.state);
+        if r.state == ExecutionState::Finished {
+            for (v, m) in &r.metrics {
+                metrics[*v as usize].add(m);
+            }
+        }
+    }
+    (metrics, states)
+}
+
+fn task_states(outputs: impl IntoIterator<Item = Output>) -> Vec<TaskStateReport> {
+    outputs
+        .into_iter()
+        .filter_map(|o| match o {
+            Output::ToJobManager(ToJobManager::TaskState(r)) => Some(r),
+            _ => None,
+        })
+        .collect()
+}
+
+fn drain(tm: &mut TaskManager) -> Vec<Output> {
+    std::iter::from_fn(|| tm.poll_output()).collect()
+}
+
+#[test]
+fn registration_and_heartbeats_come_at_exact_instants() {
+    let mut tm = TaskManager::new(config(3, 2, CreditConfig::DEFAULT), Box::new(BuiltinConnectors));
+    assert_eq!(tm.poll_timeout(), None, "no heartbeat before registration");
+    tm.handle_job_manager_connected(T0);
+    match tm.poll_output() {
+        Some(Output::ToJobManager(ToJobManager::Register(r))) => {
+            assert_eq!((r.id, r.address.as_str(), r.slots), (TaskManagerId(3), "tm-3:6124", 2));
+            assert_eq!(r.protocol_version, crate::protocol::PROTOCOL_VERSION);
+        }
+        other => panic!("expected a registration, got {other:?}"),
+    }
+    assert_eq!(tm.poll_timeout(), None, "no heartbeat before the JobManager answers");
+    let t1 = Instant::from_nanos(5_000_000);
+    tm.handle_job_manager_message(t1, ToTaskManager::Registered { heartbeat_interval_ms: 250 });
+    tm.assert_invariants();
+    let interval = Duration::from_millis(250);
+    assert_eq!(tm.registration(), &RegistrationStatus::Registered { heartbeat_interval: interval });
+    assert_eq!(tm.poll_timeout(), Some(t1 + interval));
+    tm.handle_timeout(t1 + (interval - Duration::from_nanos(1)));
+    assert_eq!(tm.poll_output(), None, "not yet due");
+    for k in 1..=3u32 {
+        let at = t1 + interval * k;
+        assert_eq!(tm.poll_timeout(), Some(at));
+        tm.handle_timeout(at);
+        assert_eq!(tm.poll_output(), Some(Output::ToJobManager(ToJobManager::Heartbeat)));
+        assert_eq!(tm.poll_output(), None);
+        tm.assert_invariants();
+    }
+    tm.handle_job_manager_lost(t1 + interval * 4);
+    assert_eq!(tm.poll_timeout(), None, "no heartbeats without a JobManager");
+}
+
+#[test]
+fn a_refusal_is_remembered_and_the_task_manager_stays_idle() {
+    let mut tm = TaskManager::new(config(1, 1, CreditConfig::DEFAULT), Box::new(BuiltinConnectors));
+    tm.handle_job_manager_connected(T0);
+    drain(&mut tm);
+    tm.handle_job_manager_message(T0, ToTaskManager::RegistrationRefused { reason: "no slots".into() });
+    assert_eq!(tm.refusal_reason(), Some("no slots"));
+    assert_eq!(tm.poll_timeout(), None);
+    let deploy = deployments(&[1, 1, 1, 1]).remove(0);
+    tm.handle_job_manager_message(T0, ToTaskManager::Deploy(deploy));
+    assert_eq!(tm.poll_output(), None, "a refused TaskManager runs nothing");
+    assert_eq!(tm.counters().messages_refused, 1);
+    assert!(tm.subtasks().is_empty());
+    tm.assert_invariants();
+}
+
+#[test]
+fn one_task_manager_runs_a_whole_job_as_run_local_does() {
+    let mut tm = registered(1, 4, CreditConfig::DEFAULT);
+    let mut outputs = Vec::new();
+    for d in deployments(&[1, 1, 1, 1]) {
+        tm.handle_job_manager_message(T0, ToTaskManager::Deploy(d));
+        tm.assert_invariants();
+        outputs.extend(drain(&mut tm));
+    }
+    assert!(tm.slots().iter().all(|s| s.occupant.is_some()));
+    while tm.run(T0, 16) > 0 {
+        tm.assert_invariants();
+        outputs.extend(drain(&mut tm));
+    }
+    outputs.extend(drain(&mut tm));
+    assert!(
+        outputs.iter().all(|o| matches!(o, Output::ToJobManager(_))),
+        "nothing leaves a lone TaskManager"
+    );
+    let (metrics, states) = summarize(&task_states(outputs));
+    for (subtask, s) in &states {
+        assert_eq!(s, &[ExecutionState::Running, ExecutionState::Finished], "subtask {subtask}");
+    }
+    assert_eq!(states.len(), 4);
+    assert_eq!(metrics, reference_metrics());
+    assert!(tm.slots().iter().all(|s| s.occupant.is_none()), "every slot is free again");
+    assert!(tm.subtasks().is_empty());
+    assert_eq!(tm.counters(), TaskManagerCounters::default());
+}
+
+/// Two TaskManagers whose data messages travel in per-connection FIFO queues, delivered in an
+/// order drawn from a seed.
+struct Pair {
+    tms: Vec<TaskManager>,
+    links: BTreeMap<(usize, usize), VecDeque<DataMessage>>,
+    reports: Vec<TaskStateReport>,
+    trace: Vec<(usize, Output)>,
+    rng: Rng,
+}
+
+impl Pair {
+    fn new(seed: u64, credits: CreditConfig) -> Pair {
+        let tms = vec![registered(1, 2, credits), registered(2, 2, credits)];
+        Pair { tms, links: BTreeMap::new(), reports: Vec::new(), trace: Vec::new(), rng: Rng::new(seed) }
+    }
+
+    fn check(&self) {
+        for tm in &self.tms {
+            tm.assert_invariants();
+        }
+    }
+
+    fn collect(&mut self) {
+        for i in 0..self.tms.len() {
+            while let Some(o) = self.tms[i].poll_output() {
+                self.trace.push((i, o.clone()));
+                match o {
+                    Output::ToJobManager(ToJobManager::TaskState(r)) => self.reports.push(r),
+                    Output::ToJobManager(_) => {}
+                    Output::ToTaskManager { to, address, message } => {
+                        let j = (to.0 - 1) as usize;
+                        assert_eq!(address, format!("tm-{}:6124", to.0));
+                        self.links.entry((i, j)).or_default().push_back(message);
+                    }
+                }
+            }
+        }
+    }
+
+    fn deploy(&mut self, placement: &[u64]) {
+        for d in deployments(placement) {
+            let i = (placement[d.subtask as usize] - 1) as usize;
+            self.tms[i].handle_job_manager_message(T0, ToTaskManager::Deploy(d));
+            self.check();
+        }
+        self.collect();
+    }
+
+    /// Delivers one message from a connection chosen by the seed; false when none is in flight.
+    fn deliver_one(&mut self) -> bool {
+        let busy: Vec<(usize, usize)> =
+            self.links.iter().filter(|(_, q)| !q.is_empty()).map(|(&k, _)| k).collect();
+        if busy.is_empty() {
+            return false;
+        }
+        let (from, to) = busy[self.rng.below(busy.len())];
+        let message = self.links.get_mut(&(from, to)).and_then(VecDeque::pop_front).expect("busy");
+        self.tms[to].handle_data_message(T0, TaskManagerId(from as u64 + 1), message);
+        self.check();
+        self.collect();
+        true
+    }
+
+    fn run_to_idle(&mut self) {
+        for _ in 0..1_000_000 {
+            let mut work = 0;
+            for i in 0..self.tms.len() {
+                work += self.tms[i].run(T0, 1 + self.rng.below(32));
+                self.check();
+            }
+            self.collect();
+            let mut delivered = false;
+            for _ in 0..1 + self.rng.below(8) {
+                delivered |= self.deliver_one();
+            }
+            if work == 0 && !delivered {
+                return;
+            }
+        }
+        panic!("the pair never went idle");
+    }
+}
+
+fn run_pair(seed: u64, credits: CreditConfig) -> Pair {
+    let mut pair = Pair::new(seed, credits);
+    // The source chain on TaskManager 1, the window chain on TaskManager 2.
+    pair.deploy(&[1, 1, 2, 2]);
+    pair.run_to_idle();
+    pair
+}
+
+#[test]
+fn two_task_managers_run_a_job_across_the_network_as_run_local_does() {
+    let reference = reference_metrics();
+    for seed in 0..4 {
+        for credits in [CreditConfig::DEFAULT, CreditConfig::new(1, 1).unwrap()] {
+            let pair = run_pair(seed, credits);
+            let (metrics, states) = summarize(&pair.reports);
+            assert_eq!(states.len(), 4, "seed {seed}");
+            for (subtask, s) in &states {
+                assert_eq!(
+                    s,
+                    &[ExecutionState::Running, ExecutionState::Finished],
+                    "seed {seed}, subtask {subtask}"
+                );
+            }
+            assert_eq!(metrics, reference, "seed {seed}, {credits:?}");
+            for tm in &pair.tms {
+                assert!(tm.subtasks().is_empty() && tm.slots().iter().all(|s| s.occupant.is_none()));
+                assert_eq!(tm.counters().messages_refused, 0);
+                assert_eq!(tm.counters().elements_dropped, 0);
+            }
+        }
+    }
+}
+
+#[test]
+fn the_same_inputs_give_the_same_outputs() {
+    let credits = CreditConfig::new(2, 1).unwrap();
+    let (a, b) = (run_pair(11, credits), run_pair(11, credits));
+    assert_eq!(a.trace, b.trace);
+    assert!(a.trace.len() > 20, "{} outputs", a.trace.len());
+}
+
+fn generator_batch(rows: i64) -> Batch {
+    let ids: Vec<i64> = (0..rows).collect();
+    Batch::new(vec![
+        Column::Int(ids.clone()),
+        Column::Int(ids.clone()),
+        Column::Int(ids.clone()),
+        Column::Timestamp(ids),
+    ])
+}
+
+fn element_to(subtask: u32, channel: u32, element: WireElement) -> DataMessage {
+    DataMessage::Element { job: JOB_ID, attempt: ATTEMPT, subtask, channel, element }
+}
+
+/// TaskManager 2 with the window chain (subtasks 2 and 3); the source chain is said to be on 1.
+fn window_side(credits: CreditConfig) -> TaskManager {
+    let mut tm = registered(2, 2, credits);
+    for d in deployments(&[1, 1, 2, 2]).into_iter().skip(2) {
+        tm.handle_job_manager_message(T0, ToTaskManager::Deploy(d));
+        tm.assert_invariants();
+    }
+    let outputs = drain(&mut tm);
+    let credits_sent = outputs.iter().filter(|o| matches!(o, Output::ToTaskManager { .. })).count();
+    assert_eq!(credits_sent, 4, "each of two subtasks opens two channels");
+    tm
+}
+
+fn failure_of(outputs: Vec<Output>, subtask: u32) -> String {
+    let failed: Vec<TaskStateReport> =
+        task_states(outputs).into_iter().filter(|r| r.state == ExecutionState::Failed).collect();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0].subtask, subtask);
+    failed[0].error.clone().expect("a failure has a reason")
+}
+
+#[test]
+fn an_element_without_credit_fails_its_consumer() {
+    let mut tm = window_side(CreditConfig::new(1, 1).unwrap());
+    let batch = || WireElement::from_element(Element::Batch(generator_batch(3)));
+    tm.handle_data_message(T0, TaskManagerId(1), element_to(2, 0, batch()));
+    tm.assert_invariants();
+    assert!(drain(&mut tm).is_empty(), "the first element had credit");
+    // The second arrives before the subtask consumed the first and returned its credit.
+    tm.handle_data_message(T0, TaskManagerId(1), element_to(2, 0, batch()));
+    tm.assert_invariants();
+    let error = failure_of(drain(&mut tm), 2);
+    assert!(error.contains("without credit"), "{error}");
+    assert_eq!(tm.subtasks().len(), 1, "subtask 3 runs on");
+    assert_eq!(tm.slots().iter().filter(|s| s.occupant.is_none()).count(), 1, "the slot is free");
+    // More data for the failed consumer is dropped; the run goes on without panicking.
+    tm.handle_data_message(T0, TaskManagerId(1), element_to(2, 0, batch()));
+    assert_eq!(tm.counters().elements_dropped, 1);
+    tm.run(T0, 100);
+    tm.assert_invariants();
+}
+
+#[test]
+fn a_batch_of_the_wrong_schema_or_sender_is_refused() {
+    let mut tm = window_side(CreditConfig::DEFAULT);
+    let good = WireElement::from_element(Element::Batch(generator_batch(2)));
+    // From a TaskManager that does not run the channel's producer: refused, nothing fails.
+    tm.handle_data_message(T0, TaskManagerId(9), element_to(3, 1, good));
+    assert_eq!(tm.counters().messages_refused, 1);
+    assert!(drain(&mut tm).is_empty());
+    let bad = WireElement::from_element(Element::Batch(Batch::new(vec![Column::Int(vec![1])])));
+    tm.handle_data_message(T0, TaskManagerId(1), element_to(3, 1, bad));
+    tm.assert_invariants();
+    let error = failure_of(drain(&mut tm), 3);
+    assert!(error.contains("refused a batch from tm-1") && error.contains("columns"), "{error}");
+    // A channel the subtask does not have.
+    tm.handle_data_message(T0, TaskManagerId(1), element_to(2, 5, WireElement::EndOfInput));
+    let error = failure_of(drain(&mut tm), 2);
+    assert!(error.contains("channel 5"), "{error}");
+    assert!(tm.subtasks().is_empty());
+    tm.assert_invariants();
+}
+
+#[test]
+fn cancelling_an_attempt_mid_run_stops_every_subtask_and_drops_later_data() {
+    let mut tm = registered(1, 4, CreditConfig::DEFAULT);
+    // An unbounded source: the job runs until cancelled.
+    let streaming = job_text().replace("count = 20_000\n", "");
+    for d in deployments(&[1, 1, 1, 1]) {
+        tm.handle_job_manager_message(
+            T0,
+            ToTaskManager::Deploy(Deployment { job_file: streaming.clone(), ..d }),
+        );
+    }
+    for _ in 0..20 {
+        tm.run(T0, 5);
+        tm.assert_invariants();
+    }
+    let before = task_states(drain(&mut tm));
+    assert!(before.iter().all(|r| r.state == ExecutionState::Running), "still running after 100 steps");
+    tm.handle_job_manager_message(T0, ToTaskManager::CancelAttempt { job: JOB_ID, attempt: ATTEMPT });
+    tm.assert_invariants();
+    let reports = task_states(drain(&mut tm));
+    let canceled: Vec<u32> =
+        reports.iter().filter(|r| r.state == ExecutionState::Canceled).map(|r| r.subtask).collect();
+    assert_eq!(canceled, vec![0, 1, 2, 3]);
+    assert!(reports.iter().any(|r| r.metrics.iter().any(|(_, m)| m.records_out > 0)), "metrics so far");
+    assert!(tm.slots().iter().all(|s| s.occupant.is_none()));
+    assert_eq!(tm.run(T0, 100), 0, "nothing left to run");
+    tm.handle_data_message(T0, TaskManagerId(2), element_to(2, 0, WireElement::EndOfInput));
+    tm.handle_data_message(
+        T0,
+        TaskManagerId(2),
+        DataMessage::Credit { job: JOB_ID, attempt: ATTEMPT, subtask: 2, channel: 0, credits: 1 },
+    );
+    assert_eq!((tm.counters().elements_dropped, tm.counters().credits_dropped), (1, 1));
+    // A late deployment of the cancelled attempt is refused.
+    tm.handle_job_manager_message(T0, ToTaskManager::Deploy(deployments(&[1, 1, 1, 1]).remove(0)));
+    assert!(failure_of(drain(&mut tm), 0).contains("cancelled"));
+    tm.assert_invariants();
+}
+
+#[test]
+fn malformed_deployments_report_failed_with_the_reason() {
+    let mut tm = registered(1, 2, CreditConfig::DEFAULT);
+    let base = deployments(&[1, 1, 1, 1]).remove(0);
+    let cases = [
+        (
+            Deployment { job_file: "[[source]]\nname = 3\n".into(), attempt: AttemptId(5), ..base.clone() },
+            "does not parse",
+        ),
+        (Deployment { subtask: 99, ..base.clone() }, "subtask 99 does not exist: the plan has 4"),
+        (Deployment { slot: SlotIndex(5), ..base.clone() }, "slot 5 does not exist"),
+        (Deployment { locations: Vec::new(), ..base.clone() }, "no location"),
+    ];
+    for (deployment, reason) in cases {
+        let subtask = deployment.subtask;
+        tm.handle_job_manager_message(T0, ToTaskManager::Deploy(deployment));
+        tm.assert_invariants();
+        let error = failure_of(drain(&mut tm), subtask);
+        assert!(error.contains(reason), "{error} should say {reason}");
+    }
+    tm.handle_job_manager_message(T0, ToTaskManager::Deploy(base.clone()));
+    assert_eq!(task_states(drain(&mut tm))[0].state, ExecutionState::Running);
+    let busy = Deployment { subtask: 1, ..base.clone() };
+    tm.handle_job_manager_message(T0, ToTaskManager::Deploy(busy));
+    let error = failure_of(drain(&mut tm), 1);
+    assert!(error.contains("slot 0 is in use by job-7/attempt-0 subtask 0"), "{error}");
+    tm.handle_job_manager_message(T0, ToTaskManager::Deploy(Deployment { slot: SlotIndex(1), ..base }));
+    assert!(failure_of(drain(&mut tm), 0).contains("already deployed"));
+    assert_eq!(tm.counters().deployments_refused, 6);
+    assert_eq!(tm.subtasks().len(), 1);
+    tm.assert_invariants();
+}
+
+#[test]
+fn a_local_consumer_back_pressures_its_producer() {
+    // Only the source chain runs here; its local consumers are not deployed yet, so it stops after
+    // filling its outbox, and resumes once they arrive.
+    let mut tm = registered(1, 4, CreditConfig::DEFAULT);
+    let all = deployments(&[1, 1, 1, 1]);
+    tm.handle_job_manager_message(T0, ToTaskManager::Deploy(all[0].clone()));
+    let mut steps = 0;
+    while tm.run(T0, 8) > 0 {
+        steps += 1;
+        tm.assert_invariants();
+        assert!(steps < 1000, "a producer without a consumer must stop");
+    }
+    for d in all.into_iter().skip(1) {
+        tm.handle_job_manager_message(T0, ToTaskManager::Deploy(d));
+    }
+    while tm.run(T0, 8) > 0 {
+        tm.assert_invariants();
+    }
+    let (metrics, _) = summarize(&task_states(drain(&mut tm)));
+    assert_eq!(metrics, reference_metrics());
+}
+
+#[test]
+fn credits_that_arrive_before_their_producer_is_deployed_are_kept() {
+    let mut pair = Pair::new(3, CreditConfig::new(1, 1).unwrap());
+    let all = deployments(&[1, 1, 2, 2]);
+    // The consumers first: their initial credits reach TaskManager 1 before its deployments.
+    for d in all[2..].iter().cloned() {
+        pair.tms[1].handle_job_manager_message(T0, ToTaskManager::Deploy(d));
+    }
+    pair.collect();
+    while pair.deliver_one() {}
+    assert_eq!(pair.tms[0].counters().credits_dropped, 0);
+    for d in all[..2].iter().cloned() {
+        pair.tms[0].handle_job_manager_message(T0, ToTaskManager::Deploy(d));
+        pair.check();
+    }
+    pair.collect();
+    pair.run_to_idle();
+    let (metrics, _) = summarize(&pair.reports);
+    assert_eq!(metrics, reference_metrics());
+}
