@@ -24,5 +24,6 @@ pub mod limits;
 pub mod protocol;
 pub mod state;
 pub mod taskmanager;
+pub mod testing;
 pub mod time;
 pub mod types;
