@@ -17,9 +17,9 @@ use crate::dataflow::operator::OperatorMetrics;
 use crate::dataflow::plan::SubtaskId;
 use crate::ids::{AttemptId, JobId, TaskManagerId};
 use crate::jobfile::{parse_job, JobFileError, ParseOptions};
-use crate::jobmanager::job_master::{self, JobMaster, JobState, JobStatus};
+use crate::jobmanager::job_master::{self, JobMaster, JobState, JobStatus, Placement};
 use crate::jobmanager::resource_manager::{
-    self, ResourceManager, ResourceManagerConfig, SlotRequest, TaskManagerStatus,
+    self, ResourceManager, ResourceManagerConfig, SlotRequest, SlotRequestId, TaskManagerStatus,
 };
 use crate::limits::FINISHED_JOBS_MAX;
 use crate::protocol::messages::{Deployment, SubtaskLocation, TaskStateReport, ToJobManager, ToTaskManager};
@@ -75,6 +75,8 @@ struct RunningJob {
     metrics_attempt: AttemptId,
     /// Why the JobManager itself stopped the job, if it did.
     end_cause: Option<String>,
+    /// The attempt and placement of each slot request waiting for its grant.
+    requests: BTreeMap<SlotRequestId, (AttemptId, Placement)>,
 }
 
 pub struct JobManager {
@@ -143,6 +145,7 @@ impl JobManager {
             metrics: BTreeMap::new(),
             metrics_attempt: AttemptId(0),
             end_cause: None,
+            requests: BTreeMap::new(),
         };
         self.jobs.insert(job, entry);
         self.route(now);
@@ -256,8 +259,13 @@ impl JobManager {
             Rm::RegistrationRefused { tm, address, reason } => {
                 self.outbox.push_back(Output::RefuseRegistration { tm, address, reason: reason.to_string() })
             }
-            Rm::SlotsGranted { job, attempt, slots, .. } => match self.jobs.get_mut(&job) {
-                Some(entry) => entry.master.handle_slots_granted(now, attempt, slots),
+            Rm::SlotsGranted { request, job, attempt, slots } => match self.jobs.get_mut(&job) {
+                Some(entry) => match entry.requests.remove(&request) {
+                    Some((_, placement)) => {
+                        entry.master.handle_slots_granted_for(now, attempt, &placement, slots)
+                    }
+                    None => entry.master.handle_slots_granted(now, attempt, slots),
+                },
                 // The job ended while its request waited: the slots go straight back.
                 None => drop(self.resources.handle_release(now, job, attempt)),
             },
@@ -274,13 +282,19 @@ impl JobManager {
         use job_master::Output as Jm;
         match out {
             Jm::RequestSlots { attempt, count, placement } => {
-                let request = SlotRequest { job, attempt, count, placement };
-                if let Err(e) = self.resources.handle_slot_request(now, request) {
-                    // A request the cluster can never serve (too large, too many waiting): the
-                    // job cannot run, so it is canceled with the reason kept in the history.
-                    let entry = self.jobs.get_mut(&job).expect("the job of a live JobMaster");
-                    entry.end_cause = Some(format!("slot request refused: {e}"));
-                    entry.master.handle_cancel(now);
+                let request = SlotRequest { job, attempt, count, placement: placement.clone() };
+                match self.resources.handle_slot_request(now, request) {
+                    Ok(id) => {
+                        let entry = self.jobs.get_mut(&job).expect("the job of a live JobMaster");
+                        entry.requests.insert(id, (attempt, placement));
+                    }
+                    Err(e) => {
+                        // A request the cluster can never serve (too large, too many waiting): the
+                        // job cannot run, so it is canceled with the reason kept in the history.
+                        let entry = self.jobs.get_mut(&job).expect("the job of a live JobMaster");
+                        entry.end_cause = Some(format!("slot request refused: {e}"));
+                        entry.master.handle_cancel(now);
+                    }
                 }
             }
             Jm::Deploy { attempt, subtask, slot } => {
@@ -315,7 +329,13 @@ impl JobManager {
                     });
                 }
             }
-            Jm::ReleaseSlots { attempt } => drop(self.resources.handle_release(now, job, attempt)),
+            Jm::ReleaseSlots { attempt } => {
+                // Releasing drops the attempt's waiting requests too.
+                if let Some(entry) = self.jobs.get_mut(&job) {
+                    entry.requests.retain(|_, (a, _)| *a != attempt);
+                }
+                drop(self.resources.handle_release(now, job, attempt));
+            }
             Jm::JobFinished => self.end_job(job, JobState::Finished, None),
             Jm::JobFailed { cause } => self.end_job(job, JobState::Failed, Some(cause)),
             Jm::JobCanceled => {

@@ -184,13 +184,29 @@ impl JobMaster {
     /// again. A grant that fits no waiting group (a duplicate, the wrong size, a slot given twice)
     /// is counted and left to go back with the attempt's other slots.
     pub fn handle_slots_granted(&mut self, now: Instant, attempt: AttemptId, slots: Vec<SlotId>) {
+        self.grant(now, attempt, None, slots);
+    }
+
+    /// Like [`JobMaster::handle_slots_granted`], for the request made with `placement`: the slots
+    /// go to a waiting group of that placement (groups of different placements may have one size).
+    pub fn handle_slots_granted_for(
+        &mut self,
+        now: Instant,
+        attempt: AttemptId,
+        placement: &Placement,
+        slots: Vec<SlotId>,
+    ) {
+        self.grant(now, attempt, Some(placement), slots);
+    }
+
+    fn grant(&mut self, now: Instant, attempt: AttemptId, placement: Option<&Placement>, slots: Vec<SlotId>) {
         self.advance_to(now);
         if attempt != self.attempt || self.released {
             self.counters.grants_stale += 1;
             self.outputs.push_back(Output::ReleaseSlots { attempt });
             return;
         }
-        let Some(group) = self.waiting_group_for(&slots) else {
+        let Some(group) = self.waiting_group_for(&slots, placement) else {
             self.counters.grants_unused += 1;
             return;
         };
@@ -393,7 +409,7 @@ impl JobMaster {
 
     /// The first waiting slot group `slots` can be given to: one of the same size, if the slots
     /// are distinct and given to no other subtask of this attempt.
-    fn waiting_group_for(&self, slots: &[SlotId]) -> Option<usize> {
+    fn waiting_group_for(&self, slots: &[SlotId], placement: Option<&Placement>) -> Option<usize> {
         if self.phase != Phase::Live || self.deployed {
             return None;
         }
@@ -403,7 +419,11 @@ impl JobMaster {
         if distinct.len() != slots.len() || slots.iter().any(|s| self.slot_owners.contains_key(s)) {
             return None;
         }
-        (0..self.groups.len()).find(|&g| !self.granted[g] && self.groups[g].subtasks.len() == slots.len())
+        (0..self.groups.len()).find(|&g| {
+            !self.granted[g]
+                && self.groups[g].subtasks.len() == slots.len()
+                && placement.is_none_or(|p| *p == self.groups[g].placement)
+        })
     }
 
     /// Deploys every subtask, in subtask order, into the slot it was given.
@@ -601,8 +621,11 @@ fn slot_groups(graph: &JobGraph, plan: &ExecutionPlan) -> Vec<SlotGroup> {
 
 /// The labels the TaskManager of `subtask`'s slot must carry. Today every subtask may run
 /// anywhere; per-operator placement (its chain's vertices' placements, merged) belongs here.
-fn placement_of(_graph: &JobGraph, _plan: &ExecutionPlan, _subtask: &SubtaskPlan) -> Placement {
-    Placement::new()
+/// The labels a subtask's TaskManager must carry: its chain's. A chain never mixes placements
+/// (the plan does not chain vertices of different placement), so its head's placement is all of it.
+fn placement_of(graph: &JobGraph, plan: &ExecutionPlan, subtask: &SubtaskPlan) -> Placement {
+    let head = plan.chains[subtask.chain].vertices[0];
+    graph.vertex(head).placement.clone()
 }
 
 /// `s` cut to at most `max` bytes at a character boundary, ending in `…` when cut.

@@ -136,3 +136,26 @@ fn a_job_whose_placement_no_task_manager_matches_waits() {
     let status = c.job(job).unwrap().status;
     assert_eq!(status.state, JobState::Created, "still waiting for slots on a cloud TaskManager");
 }
+
+#[test]
+fn placement_puts_each_chain_on_task_managers_with_its_labels() {
+    let placed = JOB
+        .replace("name = \"g\"\n", "name = \"g\"\nplacement = { tier = \"edge\" }\n")
+        .replace("name = \"w\"\n", "name = \"w\"\nplacement = { tier = \"cloud\" }\n")
+        .replace("name = \"out\"\n", "name = \"out\"\nplacement = { tier = \"cloud\" }\n");
+    let labelled = |tier: &str| TaskManagerSpec {
+        slots: 2,
+        labels: BTreeMap::from([("tier".to_owned(), tier.to_owned())]),
+        connectors: Box::new(BuiltinConnectors),
+    };
+    let mut c =
+        InMemoryCluster::new(9, JobManagerConfig::default(), vec![labelled("edge"), labelled("cloud")]);
+    assert!(c.run_until(100_000, |c| c.jm.task_managers().len() == 2));
+    let job = c.submit(&placed, None).unwrap();
+    assert_eq!(c.run_job(job, 2_000_000), Some(finished(job)));
+    for s in c.job(job).unwrap().status.subtasks {
+        let expected_tm = if s.name.starts_with("g") { TaskManagerId(1) } else { TaskManagerId(2) };
+        assert_eq!(s.slot.unwrap().task_manager, expected_tm, "{}", s.name);
+    }
+    assert_eq!(actual(&c, job), expected());
+}
