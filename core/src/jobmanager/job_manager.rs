@@ -267,7 +267,9 @@ impl JobManager {
                     None => entry.master.handle_slots_granted(now, attempt, slots),
                 },
                 // The job ended while its request waited: the slots go straight back.
-                None => drop(self.resources.handle_release(now, job, attempt)),
+                None => {
+                    let _released = self.resources.handle_release(now, job, attempt);
+                }
             },
             Rm::SlotsLost { job, attempt, slots } => {
                 if let Some(entry) = self.jobs.get_mut(&job) {
@@ -334,7 +336,7 @@ impl JobManager {
                 if let Some(entry) = self.jobs.get_mut(&job) {
                     entry.requests.retain(|_, (a, _)| *a != attempt);
                 }
-                drop(self.resources.handle_release(now, job, attempt));
+                let _released = self.resources.handle_release(now, job, attempt);
             }
             Jm::JobFinished => self.end_job(job, JobState::Finished, None),
             Jm::JobFailed { cause } => self.end_job(job, JobState::Failed, Some(cause)),
