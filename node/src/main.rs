@@ -1,5 +1,7 @@
 //! The `rivulet` command line.
 
+mod cluster_cli;
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -7,6 +9,7 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use rivulet_core::graph::{JobGraph, SourceConnector, VertexKind};
+use rivulet_core::ids::ClusterId;
 use rivulet_core::jobfile::{parse_job, ParseOptions};
 use rivulet_core::limits::{JOB_FILE_BYTES_MAX, PARALLELISM_MAX};
 use rivulet_node::connectors::{list_input_files, NodeConnectors};
@@ -16,8 +19,22 @@ use rivulet_node::runner::{run_job, RunOptions};
 #[derive(Parser)]
 #[command(name = "rivulet", version, about = "A lightweight stream and batch processing cluster")]
 struct Cli {
+    /// Log level or filter (`info`, `debug`, `rivulet_node=debug`); `RUST_LOG` when not given.
+    #[arg(long, global = true)]
+    log_level: Option<String>,
     #[command(subcommand)]
     command: Command,
+}
+
+/// Where the client commands find the JobManager.
+#[derive(clap::Args)]
+struct ClientArgs {
+    /// The JobManager's address.
+    #[arg(long = "jobmanager", env = "RIVULET_JOBMANAGER", default_value = "127.0.0.1:6123")]
+    job_manager: String,
+    /// The cluster id; the JobManager refuses clients of another cluster.
+    #[arg(long, env = "RIVULET_CLUSTER", default_value_t = 0)]
+    cluster: u64,
 }
 
 #[derive(Subcommand)]
@@ -42,6 +59,78 @@ enum Command {
         #[arg(short, long, value_parser = clap::value_parser!(u16).range(1..=i64::from(PARALLELISM_MAX)))]
         parallelism: Option<u16>,
     },
+    /// Run a JobManager: accepts TaskManagers and clients, schedules and supervises jobs.
+    /// Prints `listening on HOST:PORT` as its first line of standard output.
+    Jobmanager {
+        /// Where to listen for TaskManagers and clients (port 0 picks a free one).
+        #[arg(long, env = "RIVULET_LISTEN", default_value = "0.0.0.0:6123")]
+        listen: String,
+        /// The cluster id; nodes of different clusters refuse each other.
+        #[arg(long, env = "RIVULET_CLUSTER", default_value_t = 0)]
+        cluster: u64,
+    },
+    /// Run a TaskManager: offers task slots to the JobManager and runs subtasks in them.
+    Taskmanager {
+        /// The JobManager's address.
+        #[arg(long = "jobmanager", env = "RIVULET_JOBMANAGER", default_value = "127.0.0.1:6123")]
+        job_manager: String,
+        /// Where to listen for data connections from other TaskManagers (port 0 picks a free one).
+        #[arg(long, env = "RIVULET_DATA_LISTEN", default_value = "0.0.0.0:0")]
+        data_listen: String,
+        /// The host other TaskManagers reach this one at (default: the listening host, or
+        /// 127.0.0.1 when listening on all interfaces).
+        #[arg(long, env = "RIVULET_DATA_ADVERTISE")]
+        data_advertise: Option<String>,
+        /// Task slots offered: how many subtasks run here at once.
+        #[arg(long, env = "RIVULET_SLOTS", default_value_t = 1,
+              value_parser = clap::value_parser!(u16).range(1..=1024))]
+        slots: u16,
+        /// A placement label `KEY=VALUE` (repeatable), e.g. `--label site=plant-3`.
+        #[arg(long = "label", value_parser = parse_label)]
+        labels: Vec<(String, String)>,
+        /// This TaskManager's id, unique in the cluster. Default: derived from the data port and
+        /// the process id, so two TaskManagers on one host differ; give one explicitly so that
+        /// a restarted TaskManager keeps its id.
+        #[arg(long, env = "RIVULET_TM_ID")]
+        id: Option<u64>,
+        /// The cluster id; nodes of different clusters refuse each other.
+        #[arg(long, env = "RIVULET_CLUSTER", default_value_t = 0)]
+        cluster: u64,
+    },
+    /// Submit a job file to a running JobManager; prints the job id.
+    Submit {
+        /// The job file (TOML).
+        job: PathBuf,
+        /// Default parallelism of the job's operators (overrides the file's [job] parallelism).
+        #[arg(short, long, value_parser = clap::value_parser!(u16).range(1..=i64::from(PARALLELISM_MAX)))]
+        parallelism: Option<u16>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// List the running jobs and the recently ended ones.
+    List {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Show a job's state, subtasks and counters.
+    Status {
+        /// The job id (`3` or `job-3`).
+        job: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Cancel a running job.
+    Cancel {
+        /// The job id (`3` or `job-3`).
+        job: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// List the registered TaskManagers and their slots.
+    Taskmanagers {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -53,7 +142,33 @@ enum ProgressArg {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    init_logging(cli.log_level.as_deref());
     match cli.command {
+        Command::Jobmanager { listen, cluster } => cluster_cli::job_manager(listen, ClusterId(cluster)),
+        Command::Taskmanager { job_manager, data_listen, data_advertise, slots, labels, id, cluster } => {
+            cluster_cli::task_manager(cluster_cli::TaskManagerArgs {
+                job_manager,
+                data_listen,
+                data_advertise,
+                slots,
+                labels,
+                id,
+                cluster: ClusterId(cluster),
+            })
+        }
+        Command::Submit { job, parallelism, client } => {
+            cluster_cli::submit(&client.job_manager, ClusterId(client.cluster), &job, parallelism)
+        }
+        Command::List { client } => cluster_cli::list(&client.job_manager, ClusterId(client.cluster)),
+        Command::Status { job, client } => {
+            cluster_cli::status(&client.job_manager, ClusterId(client.cluster), &job)
+        }
+        Command::Cancel { job, client } => {
+            cluster_cli::cancel(&client.job_manager, ClusterId(client.cluster), &job)
+        }
+        Command::Taskmanagers { client } => {
+            cluster_cli::task_managers(&client.job_manager, ClusterId(client.cluster))
+        }
         Command::Validate { job, parallelism } => match load(&job, parallelism) {
             Ok(graph) => {
                 print!("{graph}");
@@ -84,6 +199,33 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
             run(&graph, workers, mode)
         }
+    }
+}
+
+/// Logs go to standard error, at the level of `--log-level`, else `RUST_LOG`, else `info`.
+fn init_logging(level: Option<&str>) {
+    use tracing_subscriber::EnvFilter;
+    let filter = match level {
+        Some(level) => EnvFilter::try_new(level),
+        None => EnvFilter::try_from_default_env().or_else(|_| EnvFilter::try_new("info")),
+    }
+    .unwrap_or_else(|error| {
+        eprintln!("warning: bad log filter ({error}); logging at info");
+        EnvFilter::new("info")
+    });
+    use std::io::IsTerminal;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}
+
+/// A `KEY=VALUE` label.
+fn parse_label(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
+        _ => Err(format!("expected KEY=VALUE, got {text:?}")),
     }
 }
 

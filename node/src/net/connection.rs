@@ -11,8 +11,8 @@ use std::io;
 use std::time::Duration;
 
 use rivulet_core::protocol::{
-    decode_message, encode_frame, FrameError, Handshake, HandshakeError, Hello, Refusal, Remote, Verdict,
-    FRAME_HEADER_BYTES, HELLO_MAGIC,
+    decode_message, encode_frame, FrameError, Handshake, HandshakeError, Hello, PeerRole, Refusal, Remote,
+    Verdict, FRAME_HEADER_BYTES, HELLO_MAGIC,
 };
 use rivulet_core::time::Instant;
 use serde::de::DeserializeOwned;
@@ -71,6 +71,9 @@ pub enum HandshakeFailure {
     TimedOut { timeout: Duration },
     /// The connection failed.
     Io(io::Error),
+    /// The peer's hello was valid, but this endpoint does not serve its role; `reason` was sent
+    /// to it as the refusal.
+    RoleRefused { role: PeerRole, reason: String },
 }
 
 impl fmt::Display for HandshakeFailure {
@@ -91,6 +94,7 @@ impl fmt::Display for HandshakeFailure {
                 write!(f, "the handshake did not complete within {} ms", timeout.as_millis())
             }
             HandshakeFailure::Io(error) => write!(f, "the connection failed during the handshake: {error}"),
+            HandshakeFailure::RoleRefused { role, reason } => write!(f, "refused a {role}: {reason}"),
         }
     }
 }
@@ -103,7 +107,9 @@ impl std::error::Error for HandshakeFailure {
             }
             HandshakeFailure::Malformed { error, .. } => Some(error),
             HandshakeFailure::Io(error) => Some(error),
-            HandshakeFailure::Closed | HandshakeFailure::TimedOut { .. } => None,
+            HandshakeFailure::Closed
+            | HandshakeFailure::TimedOut { .. }
+            | HandshakeFailure::RoleRefused { .. } => None,
         }
     }
 }
@@ -120,6 +126,22 @@ pub async fn handshake<R, C>(
     conn: &mut C,
     local: Hello,
     timeout: Duration,
+) -> Result<Remote, HandshakeFailure>
+where
+    R: Runtime,
+    C: FrameConnection,
+{
+    handshake_accepting(runtime, conn, local, timeout, |_| Ok(())).await
+}
+
+/// [`handshake`] for an endpoint that serves only some peers: `accept` sees the peer of a valid
+/// hello and may refuse it (by role, say) with a reason that is sent as this node's verdict.
+pub async fn handshake_accepting<R, C>(
+    runtime: &R,
+    conn: &mut C,
+    local: Hello,
+    timeout: Duration,
+    accept: impl FnOnce(&Remote) -> Result<(), Refusal>,
 ) -> Result<Remote, HandshakeFailure>
 where
     R: Runtime,
@@ -158,6 +180,13 @@ where
         refuse(runtime, deadline, conn, &error).await;
         let peer_reason = peer_refusal(runtime, deadline, conn).await;
         return Err(HandshakeFailure::RefusedPeer { error, peer_reason });
+    }
+    if let Ok(peer) = &checked {
+        if let Err(refusal) = accept(peer) {
+            let (role, reason) = (peer.role, refusal.reason.clone());
+            refuse_with(runtime, deadline, conn, refusal).await;
+            return Err(HandshakeFailure::RoleRefused { role, reason });
+        }
     }
 
     step(runtime, deadline, timeout, send_message(conn, &Verdict::Accepted)).await?;

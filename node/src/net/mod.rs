@@ -10,6 +10,8 @@ pub mod connection;
 pub mod seam;
 pub mod smol_runtime;
 
-pub use connection::{handshake, recv_message, send_message, HandshakeFailure, HANDSHAKE_TIMEOUT_DEFAULT};
+pub use connection::{
+    handshake, handshake_accepting, recv_message, send_message, HandshakeFailure, HANDSHAKE_TIMEOUT_DEFAULT,
+};
 pub use seam::{FrameConnection, FrameListener, FrameReceiver, FrameSender, Runtime};
 pub use smol_runtime::{SmolConnection, SmolFrameReceiver, SmolFrameSender, SmolListener, SmolRuntime};

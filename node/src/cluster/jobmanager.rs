@@ -1,0 +1,431 @@
+//! The JobManager node: the core's [`JobManager`] role on the wire.
+//!
+//! One task owns the role. Every accepted connection gets a reader task, which runs the handshake
+//! and forwards each decoded message into one bounded event channel as `(ConnectionId, Event)`,
+//! and a writer task fed by a bounded channel of its own. The owning task applies events with the
+//! runtime's time, drains `poll_output` into the writers' channels (never waiting on a slow peer:
+//! a peer whose queue is full is disconnected) and sleeps until the next event or `poll_timeout`.
+//!
+//! ```text
+//!  TaskManager / client ─▶ reader task ─┐                      ┌─▶ writer task ─▶ TaskManager
+//!  TaskManager / client ─▶ reader task ─┼─▶ events ─▶ JobManager ┼─▶ writer task ─▶ client
+//!                                       ┘   (bounded)           └─ (a bounded queue each)
+//! ```
+//!
+//! A TaskManager connection's first message must be `Register`; the id it registers is the
+//! connection's for the rest of its life. A closed TaskManager connection is a disconnect for the
+//! role, and a TaskManager the role declares dead has its connection closed.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use async_channel::{Receiver, Sender, TrySendError};
+use rivulet_core::ids::{ClusterId, TaskManagerId};
+use rivulet_core::jobmanager::job_manager::{JobManager, JobManagerConfig, Output};
+use rivulet_core::limits::JOB_FILE_BYTES_MAX;
+use rivulet_core::protocol::client::{ClientRequest, ClientResponse, JobInfo, TaskManagerInfo};
+use rivulet_core::protocol::messages::{ToJobManager, ToTaskManager};
+use rivulet_core::protocol::{Hello, PeerRole, Refusal};
+use rivulet_core::time::Instant;
+use serde::de::DeserializeOwned;
+use smol::future;
+
+use crate::net::{
+    handshake_accepting, recv_message, send_message, FrameConnection, FrameListener, FrameReceiver,
+    FrameSender, Runtime, HANDSHAKE_TIMEOUT_DEFAULT,
+};
+
+/// Events waiting for the JobManager task; readers wait when it is full.
+const EVENTS_QUEUED_MAX: usize = 1024;
+
+/// Messages waiting for one peer's writer. A peer that lets this many pile up is disconnected
+/// rather than allowed to hold the JobManager back or grow its memory.
+const OUTGOING_QUEUED_MAX: usize = 1024;
+
+/// How the JobManager node starts.
+#[derive(Clone, Debug)]
+pub struct JobManagerNodeConfig {
+    /// Where to listen for TaskManagers and clients (`host:port`; port 0 picks one).
+    pub listen: String,
+    pub cluster: ClusterId,
+    pub job_manager: JobManagerConfig,
+    pub handshake_timeout: Duration,
+}
+
+impl JobManagerNodeConfig {
+    pub fn new(listen: impl Into<String>, cluster: ClusterId) -> Self {
+        JobManagerNodeConfig {
+            listen: listen.into(),
+            cluster,
+            job_manager: JobManagerConfig::default(),
+            handshake_timeout: HANDSHAKE_TIMEOUT_DEFAULT,
+        }
+    }
+}
+
+/// A connection, numbered by the accept loop in order.
+type ConnectionId = u64;
+
+/// What a reader task tells the JobManager task.
+enum Event {
+    /// The handshake completed; `writer` feeds the connection's writer task.
+    Opened {
+        role: PeerRole,
+        node: String,
+        writer: Sender<Outgoing>,
+    },
+    FromTaskManager(ToJobManager),
+    FromClient(ClientRequest),
+    /// The connection closed or broke (a reason for the log when it broke).
+    Closed {
+        error: Option<String>,
+    },
+    /// The listener failed: the node stops.
+    ListenerFailed(std::io::Error),
+}
+
+/// What a writer task sends.
+enum Outgoing {
+    ToTaskManager(ToTaskManager),
+    ToClient(ClientResponse),
+    /// Close the sending direction after what is queued; the peer then closes its side.
+    Close,
+}
+
+struct Connection {
+    node: String,
+    writer: Sender<Outgoing>,
+    /// The TaskManager registered on this connection.
+    task_manager: Option<TaskManagerId>,
+}
+
+/// Runs a JobManager until the listener fails. `ready` is called with the bound address once
+/// the node accepts connections.
+pub async fn run_job_manager<R: Runtime>(
+    rt: R,
+    config: JobManagerNodeConfig,
+    ready: impl FnOnce(String),
+) -> std::io::Result<()> {
+    let mut listener = rt.listen(&config.listen).await?;
+    let address = listener.local_address()?;
+    tracing::info!(%address, cluster = %config.cluster, "JobManager listening");
+    ready(address);
+
+    let (events_in, events) = async_channel::bounded(EVENTS_QUEUED_MAX);
+    let accept_rt = rt.clone();
+    let (cluster, handshake_timeout) = (config.cluster, config.handshake_timeout);
+    rt.spawn("jobmanager-accept", async move {
+        let mut next: ConnectionId = 0;
+        loop {
+            match listener.accept().await {
+                Ok((conn, peer)) => {
+                    next += 1;
+                    let (rt, events_in) = (accept_rt.clone(), events_in.clone());
+                    let task = serve_connection(rt, conn, next, peer, cluster, handshake_timeout, events_in);
+                    accept_rt.spawn("jobmanager-connection", task);
+                }
+                Err(error) => {
+                    let _ = events_in.send((0, Event::ListenerFailed(error))).await;
+                    return;
+                }
+            }
+        }
+    });
+
+    let mut node =
+        Node { jm: JobManager::new(config.job_manager), connections: BTreeMap::new(), tms: BTreeMap::new() };
+    loop {
+        let next = match node.jm.poll_timeout() {
+            Some(at) => {
+                let wait = at.saturating_duration_since(rt.now());
+                // Biased towards events: never a random choice (a simulation replays it exactly).
+                future::or(async { Some(events.recv().await) }, async {
+                    rt.sleep(wait).await;
+                    None
+                })
+                .await
+            }
+            None => Some(events.recv().await),
+        };
+        let now = rt.now();
+        match next {
+            None => node.jm.handle_timeout(now),
+            Some(Ok((_, Event::ListenerFailed(error)))) => return Err(error),
+            Some(Ok((conn, event))) => node.apply(now, conn, event),
+            Some(Err(_)) => unreachable!("the accept loop holds a sender until it reports its failure"),
+        }
+        node.flush(now);
+        node.jm.assert_invariants();
+    }
+}
+
+/// The JobManager task's state: the role and the connections.
+struct Node {
+    jm: JobManager,
+    connections: BTreeMap<ConnectionId, Connection>,
+    /// The connection each registered TaskManager is on.
+    tms: BTreeMap<TaskManagerId, ConnectionId>,
+}
+
+impl Node {
+    fn apply(&mut self, now: Instant, conn: ConnectionId, event: Event) {
+        match event {
+            Event::Opened { role, node, writer } => {
+                tracing::debug!(connection = conn, %role, %node, "connection opened");
+                self.connections.insert(conn, Connection { node, writer, task_manager: None });
+            }
+            Event::FromTaskManager(message) => self.on_task_manager_message(now, conn, message),
+            Event::FromClient(request) => {
+                let response = self.answer(now, request);
+                self.send(conn, Outgoing::ToClient(response));
+            }
+            Event::Closed { error } => self.closed(now, conn, error),
+            Event::ListenerFailed(_) => unreachable!("handled by the main loop"),
+        }
+    }
+
+    fn on_task_manager_message(&mut self, now: Instant, conn: ConnectionId, message: ToJobManager) {
+        let Some(connection) = self.connections.get(&conn) else { return };
+        let tm = match (&message, connection.task_manager) {
+            (ToJobManager::Register(registration), None) => {
+                let tm = registration.id;
+                tracing::info!(
+                    %tm,
+                    node = %connection.node,
+                    address = %registration.address,
+                    slots = registration.slots,
+                    labels = ?registration.labels,
+                    "TaskManager registering"
+                );
+                self.jm.handle_task_manager_message(now, tm, message);
+                self.registered(conn, tm);
+                return;
+            }
+            (_, Some(tm)) if !matches!(message, ToJobManager::Register(_)) => tm,
+            _ => {
+                tracing::warn!(connection = conn, node = %connection.node, "protocol violation: a TaskManager must register first and only once");
+                self.send(conn, Outgoing::Close);
+                return;
+            }
+        };
+        if self.tms.get(&tm) != Some(&conn) {
+            // A connection the id has moved away from: its messages are stale.
+            return;
+        }
+        if let ToJobManager::TaskState(report) = &message {
+            tracing::debug!(%tm, job = %report.job, attempt = %report.attempt, subtask = report.subtask, state = ?report.state, "task state");
+        }
+        self.jm.handle_task_manager_message(now, tm, message);
+    }
+
+    /// Carries out the outputs of a registration of `tm` on `conn`. A refusal is answered on
+    /// `conn`, which then closes; otherwise the id is this connection's from now on (a
+    /// reconnecting TaskManager replaces its old connection) before the role's answer is sent.
+    fn registered(&mut self, conn: ConnectionId, tm: TaskManagerId) {
+        let mut outputs = Vec::new();
+        while let Some(output) = self.jm.poll_output() {
+            outputs.push(output);
+        }
+        let refused =
+            outputs.iter().any(|o| matches!(o, Output::RefuseRegistration { tm: t, .. } if *t == tm));
+        if !refused {
+            if let Some(old) = self.tms.insert(tm, conn) {
+                if old != conn {
+                    self.send(old, Outgoing::Close);
+                }
+            }
+            if let Some(c) = self.connections.get_mut(&conn) {
+                c.task_manager = Some(tm);
+            }
+        }
+        for output in outputs {
+            match output {
+                Output::RefuseRegistration { tm: refused_tm, address, reason } if refused_tm == tm => {
+                    tracing::warn!(%tm, %address, %reason, "registration refused");
+                    let message = ToTaskManager::RegistrationRefused { reason };
+                    self.send(conn, Outgoing::ToTaskManager(message));
+                    self.send(conn, Outgoing::Close);
+                }
+                other => self.dispatch(other),
+            }
+        }
+    }
+
+    fn closed(&mut self, now: Instant, conn: ConnectionId, error: Option<String>) {
+        let Some(connection) = self.connections.remove(&conn) else { return };
+        match &error {
+            Some(error) => tracing::warn!(node = %connection.node, %error, "connection failed"),
+            None => tracing::debug!(node = %connection.node, "connection closed"),
+        }
+        if let Some(tm) = connection.task_manager {
+            if self.tms.get(&tm) == Some(&conn) {
+                self.tms.remove(&tm);
+                tracing::warn!(%tm, "TaskManager disconnected");
+                self.jm.handle_task_manager_disconnected(now, tm);
+            }
+        }
+    }
+
+    fn answer(&mut self, now: Instant, request: ClientRequest) -> ClientResponse {
+        match request {
+            ClientRequest::Submit { job_file, parallelism } => {
+                if job_file.len() > JOB_FILE_BYTES_MAX {
+                    let error = format!(
+                        "the job file has {} bytes; at most {JOB_FILE_BYTES_MAX} are accepted",
+                        job_file.len()
+                    );
+                    return ClientResponse::SubmitRefused { error };
+                }
+                match self.jm.submit(now, &job_file, parallelism) {
+                    Ok(job) => {
+                        let name = self.jm.job(job).map(|o| o.status.name).unwrap_or_default();
+                        tracing::info!(%job, %name, ?parallelism, "job submitted");
+                        ClientResponse::Submitted { job }
+                    }
+                    Err(error) => {
+                        tracing::info!(%error, "job refused");
+                        ClientResponse::SubmitRefused { error: error.to_string() }
+                    }
+                }
+            }
+            ClientRequest::ListJobs => {
+                ClientResponse::Jobs { jobs: self.jm.jobs().iter().map(JobInfo::from_overview).collect() }
+            }
+            ClientRequest::JobStatus { job } => match self.jm.job(job) {
+                Ok(overview) => ClientResponse::Job { job: JobInfo::from_overview(&overview) },
+                Err(_) => ClientResponse::UnknownJob { job },
+            },
+            ClientRequest::Cancel { job } => match self.jm.cancel(now, job) {
+                Ok(()) => {
+                    tracing::info!(%job, "job cancellation requested");
+                    ClientResponse::CancelRequested { job }
+                }
+                Err(_) => ClientResponse::UnknownJob { job },
+            },
+            ClientRequest::TaskManagers => ClientResponse::TaskManagers {
+                task_managers: self.jm.task_managers().iter().map(TaskManagerInfo::from_status).collect(),
+            },
+        }
+    }
+
+    /// Carries out every output of the role.
+    fn flush(&mut self, _now: Instant) {
+        while let Some(output) = self.jm.poll_output() {
+            self.dispatch(output);
+        }
+    }
+
+    fn dispatch(&mut self, output: Output) {
+        match output {
+            Output::ToTaskManager { tm, message } => match self.tms.get(&tm) {
+                Some(&conn) => {
+                    if let ToTaskManager::Deploy(d) = &message {
+                        tracing::debug!(%tm, job = %d.job, attempt = %d.attempt, subtask = d.subtask, "deploying");
+                    }
+                    self.send(conn, Outgoing::ToTaskManager(message));
+                }
+                None => tracing::debug!(%tm, "no connection for a message to a TaskManager; dropped"),
+            },
+            Output::RefuseRegistration { tm, address, reason } => {
+                // Registrations are answered where they are handled (`flush_refusals`).
+                tracing::warn!(%tm, %address, %reason, "registration refused after the fact");
+            }
+            Output::TaskManagerDead { tm } => {
+                tracing::warn!(%tm, "TaskManager declared dead; closing its connection");
+                if let Some(conn) = self.tms.remove(&tm) {
+                    self.send(conn, Outgoing::Close);
+                }
+            }
+            Output::JobEnded { job, state, cause } => match cause {
+                Some(cause) => tracing::info!(%job, state = state.name(), %cause, "job ended"),
+                None => tracing::info!(%job, state = state.name(), "job ended"),
+            },
+        }
+    }
+
+    /// Queues `message` for a connection's writer without waiting. A peer too slow to take its
+    /// messages is disconnected.
+    fn send(&mut self, conn: ConnectionId, message: Outgoing) {
+        let Some(connection) = self.connections.get(&conn) else { return };
+        match connection.writer.try_send(message) {
+            Ok(()) => {}
+            Err(TrySendError::Closed(_)) => {}
+            Err(TrySendError::Full(_)) => {
+                tracing::warn!(node = %connection.node, "peer is not reading its messages; disconnecting");
+                connection.writer.close();
+            }
+        }
+    }
+}
+
+/// A connection's reader task: the handshake, then every message into the event channel. Spawns
+/// the connection's writer task.
+async fn serve_connection<R: Runtime>(
+    rt: R,
+    mut conn: R::Connection,
+    id: ConnectionId,
+    peer: String,
+    cluster: ClusterId,
+    handshake_timeout: Duration,
+    events: Sender<(ConnectionId, Event)>,
+) {
+    let local = Hello::new(cluster, PeerRole::JobManager, "jobmanager").expect("a valid node name");
+    let accept = |remote: &rivulet_core::protocol::Remote| match remote.role {
+        PeerRole::TaskManager | PeerRole::Client => Ok(()),
+        PeerRole::JobManager => Err(Refusal::new("a JobManager serves TaskManagers and clients only")),
+    };
+    let remote = match handshake_accepting(&rt, &mut conn, local, handshake_timeout, accept).await {
+        Ok(remote) => remote,
+        Err(failure) => {
+            tracing::warn!(%peer, %failure, "handshake failed");
+            return;
+        }
+    };
+    let (mut receiver, sender) = conn.into_split();
+    let (writer, queue) = async_channel::bounded(OUTGOING_QUEUED_MAX);
+    rt.spawn("jobmanager-writer", write_connection(sender, queue, remote.node.clone()));
+    let opened = Event::Opened { role: remote.role, node: remote.node.clone(), writer };
+    if events.send((id, opened)).await.is_err() {
+        return;
+    }
+    let error = match remote.role {
+        PeerRole::TaskManager => forward(&mut receiver, id, &events, Event::FromTaskManager).await,
+        _ => forward(&mut receiver, id, &events, Event::FromClient).await,
+    };
+    let _ = events.send((id, Event::Closed { error })).await;
+}
+
+/// Forwards every message of type `T` until the connection closes; the error if it broke.
+async fn forward<T: DeserializeOwned>(
+    receiver: &mut impl FrameReceiver,
+    id: ConnectionId,
+    events: &Sender<(ConnectionId, Event)>,
+    wrap: impl Fn(T) -> Event,
+) -> Option<String> {
+    loop {
+        match recv_message::<_, T>(receiver).await {
+            Ok(Some(message)) => {
+                if events.send((id, wrap(message))).await.is_err() {
+                    return None;
+                }
+            }
+            Ok(None) => return None,
+            Err(error) => return Some(error.to_string()),
+        }
+    }
+}
+
+async fn write_connection(mut sender: impl FrameSender, queue: Receiver<Outgoing>, node: String) {
+    while let Ok(message) = queue.recv().await {
+        let sent = match &message {
+            Outgoing::ToTaskManager(m) => send_message(&mut sender, m).await,
+            Outgoing::ToClient(m) => send_message(&mut sender, m).await,
+            Outgoing::Close => break,
+        };
+        if let Err(error) = sent {
+            tracing::debug!(%node, %error, "could not send; the reader sees the connection close");
+            return;
+        }
+    }
+    let _ = sender.close().await;
+}

@@ -1,0 +1,511 @@
+//! The TaskManager node: the core's [`TaskManager`] role on the wire.
+//!
+//! One task owns the role, as in the JobManager node. Its inputs arrive on one bounded event
+//! channel: the JobManager connection's messages (from a task that connects, handshakes and
+//! reconnects with a bounded back-off), data messages from peer TaskManagers (one reader task per
+//! incoming data connection), and the failures of outgoing data links. After each input the task
+//! calls [`TaskManager::run`] round after round while it makes progress, yielding between rounds
+//! so the I/O tasks run; then it sleeps until the next event or `poll_timeout`.
+//!
+//! Data links are opened lazily: the first message for a peer TaskManager opens one connection to
+//! the address the role names, which carries every later message to that peer. A peer learns who
+//! is sending from the handshake's node name, `tm-<id>`.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use async_channel::{Receiver, Sender, TrySendError};
+use rivulet_core::connectors::ConnectorFactory;
+use rivulet_core::dataflow::credit::CreditConfig;
+use rivulet_core::ids::{ClusterId, TaskManagerId};
+use rivulet_core::protocol::messages::{DataMessage, ToJobManager, ToTaskManager};
+use rivulet_core::protocol::{Hello, PeerRole, Refusal, Remote};
+use rivulet_core::taskmanager::{Output, RegistrationStatus, TaskManager, TaskManagerConfig};
+use rivulet_core::time::Instant;
+use smol::future;
+
+use crate::connectors::NodeConnectors;
+use crate::net::{
+    handshake_accepting, recv_message, send_message, FrameConnection, FrameListener, FrameSender, Runtime,
+};
+
+/// Events waiting for the TaskManager task; readers wait when it is full.
+const EVENTS_QUEUED_MAX: usize = 4096;
+
+/// Control messages waiting for the JobManager connection's writer.
+const TO_JOB_MANAGER_QUEUED_MAX: usize = 1024;
+
+/// Data messages waiting for one peer's writer. Credits bound the elements in flight per channel,
+/// so this is only reached by a link that cannot send at all; then the owning task waits.
+const DATA_LINK_QUEUED_MAX: usize = 16 * 1024;
+
+/// Work units per call of [`TaskManager::run`] before the task looks at its events again.
+const RUN_BUDGET: usize = 64;
+
+/// Events taken per round while the role is busy, so that input cannot starve the CPU work.
+const EVENTS_PER_ROUND_MAX: usize = 256;
+
+/// The reconnection back-off to the JobManager: doubling from the first to the last.
+const RECONNECT_DELAY_FIRST: Duration = Duration::from_millis(100);
+const RECONNECT_DELAY_MAX: Duration = Duration::from_secs(5);
+
+/// Connection attempts to a peer's data address before its link gives up.
+const DATA_CONNECT_ATTEMPTS_MAX: u32 = 5;
+
+/// How the TaskManager node starts.
+#[derive(Clone, Debug)]
+pub struct TaskManagerNodeConfig {
+    /// The JobManager's address (`host:port`).
+    pub job_manager: String,
+    /// Where to listen for data connections from other TaskManagers (port 0 picks one).
+    pub data_listen: String,
+    /// The host peers reach the data listener at; by default the listening host, or `127.0.0.1`
+    /// when that is a wildcard (`0.0.0.0`, `::`).
+    pub data_advertise_host: Option<String>,
+    pub id: TaskManagerId,
+    pub slots: u16,
+    pub labels: BTreeMap<String, String>,
+    pub cluster: ClusterId,
+    pub handshake_timeout: Duration,
+}
+
+/// What the TaskManager task is told.
+enum Event {
+    JobManagerConnected {
+        writer: Sender<ToJobManager>,
+    },
+    FromJobManager(ToTaskManager),
+    JobManagerLost {
+        error: Option<String>,
+    },
+    Data {
+        from: TaskManagerId,
+        message: DataMessage,
+    },
+    /// The outgoing link to a peer failed; the next message to it opens a new one.
+    LinkFailed {
+        to: TaskManagerId,
+        error: String,
+    },
+    ListenerFailed(std::io::Error),
+}
+
+/// Runs a TaskManager until its data listener fails.
+pub async fn run_task_manager<R: Runtime>(rt: R, config: TaskManagerNodeConfig) -> std::io::Result<()> {
+    let mut listener = rt.listen(&config.data_listen).await?;
+    let bound = listener.local_address()?;
+    let data_address = advertised(&bound, config.data_advertise_host.as_deref());
+    let name = node_name(config.id);
+    tracing::info!(tm = %config.id, data_listen = %bound, %data_address, slots = config.slots, labels = ?config.labels, "TaskManager starting");
+
+    let (events_in, events) = async_channel::bounded(EVENTS_QUEUED_MAX);
+    let local = Hello::new(config.cluster, PeerRole::TaskManager, name.clone()).expect("a valid node name");
+    {
+        let (rt2, events_in, local, timeout) =
+            (rt.clone(), events_in.clone(), local.clone(), config.handshake_timeout);
+        rt.spawn("taskmanager-data-accept", async move {
+            loop {
+                match listener.accept().await {
+                    Ok((conn, peer)) => {
+                        let task = serve_data_connection(
+                            rt2.clone(),
+                            conn,
+                            peer,
+                            local.clone(),
+                            timeout,
+                            events_in.clone(),
+                        );
+                        rt2.spawn("taskmanager-data-in", task);
+                    }
+                    Err(error) => {
+                        let _ = events_in.send(Event::ListenerFailed(error)).await;
+                        return;
+                    }
+                }
+            }
+        });
+    }
+    {
+        let task = keep_job_manager_connection(
+            rt.clone(),
+            config.job_manager.clone(),
+            local.clone(),
+            config.handshake_timeout,
+            events_in.clone(),
+        );
+        rt.spawn("taskmanager-jobmanager", task);
+    }
+
+    let core_config = TaskManagerConfig {
+        id: config.id,
+        data_address,
+        slots: config.slots,
+        labels: config.labels.clone(),
+        heartbeat_interval: Duration::from_secs(1),
+        credits: CreditConfig::default(),
+    };
+    let connectors: Box<dyn ConnectorFactory + Send> = Box::new(NodeConnectors::default());
+    let mut node = Node {
+        rt: rt.clone(),
+        tm: TaskManager::new(core_config, connectors),
+        local,
+        handshake_timeout: config.handshake_timeout,
+        to_job_manager: None,
+        links: BTreeMap::new(),
+        events_in,
+    };
+    let mut busy = false;
+    loop {
+        let now = rt.now();
+        if node.tm.poll_timeout().is_some_and(|t| t <= now) {
+            node.tm.handle_timeout(now);
+            busy = true;
+        }
+        node.flush().await;
+        if busy {
+            for _ in 0..EVENTS_PER_ROUND_MAX {
+                let Ok(event) = events.try_recv() else { break };
+                node.apply(rt.now(), event)?;
+                node.flush().await;
+            }
+            busy = node.tm.run(rt.now(), RUN_BUDGET) > 0;
+            node.flush().await;
+            // Let the readers and writers run between rounds of CPU work.
+            future::yield_now().await;
+            continue;
+        }
+        let event = match node.tm.poll_timeout() {
+            Some(at) => {
+                let wait = at.saturating_duration_since(rt.now());
+                // Biased towards events: never a random choice (a simulation replays it exactly).
+                future::or(async { events.recv().await.ok() }, async {
+                    rt.sleep(wait).await;
+                    None
+                })
+                .await
+            }
+            None => events.recv().await.ok(),
+        };
+        if let Some(event) = event {
+            node.apply(rt.now(), event)?;
+        }
+        // Whatever happened, the role may have work now (a source's wake-up time, an input).
+        busy = true;
+    }
+}
+
+/// The TaskManager task's state.
+struct Node<R: Runtime> {
+    rt: R,
+    tm: TaskManager,
+    local: Hello,
+    handshake_timeout: Duration,
+    to_job_manager: Option<Sender<ToJobManager>>,
+    /// The outgoing data link to each peer TaskManager.
+    links: BTreeMap<TaskManagerId, Sender<DataMessage>>,
+    events_in: Sender<Event>,
+}
+
+impl<R: Runtime> Node<R> {
+    fn apply(&mut self, now: Instant, event: Event) -> std::io::Result<()> {
+        match event {
+            Event::JobManagerConnected { writer } => {
+                self.to_job_manager = Some(writer);
+                self.tm.handle_job_manager_connected(now);
+            }
+            Event::FromJobManager(message) => {
+                let before = self.tm.registration().clone();
+                if let ToTaskManager::Deploy(d) = &message {
+                    tracing::info!(job = %d.job, attempt = %d.attempt, subtask = d.subtask, slot = %d.slot, "deploying a subtask");
+                }
+                if let ToTaskManager::CancelAttempt { job, attempt } = &message {
+                    tracing::info!(%job, %attempt, "cancelling an attempt");
+                }
+                self.tm.handle_job_manager_message(now, message);
+                let after = self.tm.registration();
+                if *after != before {
+                    match after {
+                        RegistrationStatus::Registered { heartbeat_interval } => {
+                            tracing::info!(
+                                heartbeat_interval_ms = heartbeat_interval.as_millis() as u64,
+                                "registered with the JobManager"
+                            );
+                        }
+                        RegistrationStatus::Refused { reason } => {
+                            tracing::error!(%reason, "the JobManager refused the registration; idle until it reconnects");
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            Event::JobManagerLost { error } => {
+                match error {
+                    Some(error) => {
+                        tracing::warn!(%error, "lost the JobManager; its subtasks here are cancelled")
+                    }
+                    None => tracing::warn!(
+                        "the JobManager closed the connection; its subtasks here are cancelled"
+                    ),
+                }
+                self.to_job_manager = None;
+                self.tm.handle_job_manager_lost(now);
+            }
+            Event::Data { from, message } => self.tm.handle_data_message(now, from, message),
+            Event::LinkFailed { to, error } => {
+                tracing::warn!(peer = %to, %error, "data link failed");
+                self.links.remove(&to);
+            }
+            Event::ListenerFailed(error) => return Err(error),
+        }
+        Ok(())
+    }
+
+    /// Carries out every output of the role.
+    async fn flush(&mut self) {
+        while let Some(output) = self.tm.poll_output() {
+            match output {
+                Output::ToJobManager(message) => {
+                    if let ToJobManager::TaskState(report) = &message {
+                        match &report.error {
+                            Some(error) => {
+                                tracing::warn!(job = %report.job, attempt = %report.attempt, subtask = report.subtask, state = ?report.state, %error, "subtask failed")
+                            }
+                            None => {
+                                tracing::debug!(job = %report.job, attempt = %report.attempt, subtask = report.subtask, state = ?report.state, "subtask state")
+                            }
+                        }
+                    }
+                    let Some(writer) = &self.to_job_manager else { continue };
+                    if let Err(TrySendError::Full(_)) = writer.try_send(message) {
+                        tracing::warn!("the JobManager is not reading its messages; reconnecting");
+                        writer.close();
+                    }
+                }
+                Output::ToTaskManager { to, address, message } => {
+                    let link = self.links.entry(to).or_insert_with(|| {
+                        let (sender, queue) = async_channel::bounded(DATA_LINK_QUEUED_MAX);
+                        let task = run_data_link(
+                            self.rt.clone(),
+                            to,
+                            address,
+                            self.local.clone(),
+                            self.handshake_timeout,
+                            queue,
+                            self.events_in.clone(),
+                        );
+                        self.rt.spawn("taskmanager-data-out", task);
+                        sender
+                    });
+                    match link.try_send(message) {
+                        Ok(()) | Err(TrySendError::Closed(_)) => {}
+                        Err(TrySendError::Full(message)) => {
+                            tracing::debug!(peer = %to, "data link queue full; waiting");
+                            let _ = link.send(message).await;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `tm-<id>`: a TaskManager's node name in handshakes, which its peers parse back.
+pub fn node_name(id: TaskManagerId) -> String {
+    format!("tm-{}", id.0)
+}
+
+/// The TaskManager a node name `tm-<id>` names.
+pub fn parse_node_name(name: &str) -> Option<TaskManagerId> {
+    let digits = name.strip_prefix("tm-")?;
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok().map(TaskManagerId)
+}
+
+/// The data address peers are told: `bound` with its host replaced by `host`, or by `127.0.0.1`
+/// when `bound`'s host is a wildcard.
+fn advertised(bound: &str, host: Option<&str>) -> String {
+    let (bound_host, port) = bound.rsplit_once(':').unwrap_or((bound, "0"));
+    let host = match host {
+        Some(host) => host.to_owned(),
+        None if matches!(bound_host, "0.0.0.0" | "[::]" | "::") => "127.0.0.1".to_owned(),
+        None => bound_host.to_owned(),
+    };
+    format!("{host}:{port}")
+}
+
+/// Keeps a connection to the JobManager: connects, handshakes, forwards its messages, and
+/// reconnects with a doubling back-off when it closes.
+async fn keep_job_manager_connection<R: Runtime>(
+    rt: R,
+    address: String,
+    local: Hello,
+    timeout: Duration,
+    events: Sender<Event>,
+) {
+    let mut delay = RECONNECT_DELAY_FIRST;
+    loop {
+        let accept = |remote: &Remote| match remote.role {
+            PeerRole::JobManager => Ok(()),
+            _ => Err(Refusal::new("expected a JobManager")),
+        };
+        let connected = match rt.connect(&address).await {
+            Ok(mut conn) => match handshake_accepting(&rt, &mut conn, local.clone(), timeout, accept).await {
+                Ok(_) => Ok(conn),
+                Err(failure) => Err(failure.to_string()),
+            },
+            Err(error) => Err(error.to_string()),
+        };
+        match connected {
+            Ok(conn) => {
+                tracing::info!(jobmanager = %address, "connected to the JobManager");
+                delay = RECONNECT_DELAY_FIRST;
+                let (mut receiver, sender) = conn.into_split();
+                let (writer, queue) = async_channel::bounded(TO_JOB_MANAGER_QUEUED_MAX);
+                rt.spawn("taskmanager-jobmanager-writer", write_all(sender, queue));
+                if events.send(Event::JobManagerConnected { writer }).await.is_err() {
+                    return;
+                }
+                let error = loop {
+                    match recv_message::<_, ToTaskManager>(&mut receiver).await {
+                        Ok(Some(message)) => {
+                            if events.send(Event::FromJobManager(message)).await.is_err() {
+                                return;
+                            }
+                        }
+                        Ok(None) => break None,
+                        Err(error) => break Some(error.to_string()),
+                    }
+                };
+                if events.send(Event::JobManagerLost { error }).await.is_err() {
+                    return;
+                }
+            }
+            Err(error) => {
+                tracing::warn!(jobmanager = %address, %error, retry_ms = delay.as_millis() as u64, "cannot reach the JobManager");
+            }
+        }
+        rt.sleep(delay).await;
+        delay = (delay * 2).min(RECONNECT_DELAY_MAX);
+    }
+}
+
+/// Sends every queued message until the queue closes or the connection fails, then closes.
+async fn write_all<T: serde::Serialize>(mut sender: impl FrameSender, queue: Receiver<T>) {
+    while let Ok(message) = queue.recv().await {
+        if let Err(error) = send_message(&mut sender, &message).await {
+            tracing::debug!(%error, "could not send; the reader sees the connection close");
+            return;
+        }
+    }
+    let _ = sender.close().await;
+}
+
+/// An incoming data connection: the handshake names the sending TaskManager, then every data
+/// message goes to the TaskManager task.
+async fn serve_data_connection<R: Runtime>(
+    rt: R,
+    mut conn: R::Connection,
+    peer: String,
+    local: Hello,
+    timeout: Duration,
+    events: Sender<Event>,
+) {
+    let accept = |remote: &Remote| match (remote.role, parse_node_name(&remote.node)) {
+        (PeerRole::TaskManager, Some(_)) => Ok(()),
+        _ => Err(Refusal::new("the data port serves TaskManagers named tm-<id> only")),
+    };
+    let remote = match handshake_accepting(&rt, &mut conn, local, timeout, accept).await {
+        Ok(remote) => remote,
+        Err(failure) => {
+            tracing::warn!(%peer, %failure, "data connection refused");
+            return;
+        }
+    };
+    let from = parse_node_name(&remote.node).expect("accepted names parse");
+    tracing::debug!(peer = %from, "data connection from a peer");
+    loop {
+        match recv_message::<_, DataMessage>(&mut conn).await {
+            Ok(Some(message)) => {
+                if events.send(Event::Data { from, message }).await.is_err() {
+                    return;
+                }
+            }
+            Ok(None) => return,
+            Err(error) => {
+                tracing::warn!(peer = %from, %error, "data connection failed");
+                return;
+            }
+        }
+    }
+}
+
+/// An outgoing data link: connects (a few attempts), handshakes, then sends every queued message.
+async fn run_data_link<R: Runtime>(
+    rt: R,
+    to: TaskManagerId,
+    address: String,
+    local: Hello,
+    timeout: Duration,
+    queue: Receiver<DataMessage>,
+    events: Sender<Event>,
+) {
+    let mut delay = RECONNECT_DELAY_FIRST;
+    let mut last_error = String::new();
+    for attempt in 1..=DATA_CONNECT_ATTEMPTS_MAX {
+        let accept = |remote: &Remote| match parse_node_name(&remote.node) {
+            Some(id) if id == to && remote.role == PeerRole::TaskManager => Ok(()),
+            _ => Err(Refusal::new(format!("expected {}", node_name(to)))),
+        };
+        let connected = match rt.connect(&address).await {
+            Ok(mut conn) => match handshake_accepting(&rt, &mut conn, local.clone(), timeout, accept).await {
+                Ok(_) => Ok(conn),
+                Err(failure) => Err(failure.to_string()),
+            },
+            Err(error) => Err(error.to_string()),
+        };
+        match connected {
+            Ok(conn) => {
+                tracing::debug!(peer = %to, %address, "data link open");
+                let (_receiver, mut sender) = conn.into_split();
+                while let Ok(message) = queue.recv().await {
+                    if let Err(error) = send_message(&mut sender, &message).await {
+                        let _ = events.send(Event::LinkFailed { to, error: error.to_string() }).await;
+                        return;
+                    }
+                }
+                let _ = sender.close().await;
+                return;
+            }
+            Err(error) => {
+                tracing::debug!(peer = %to, %address, attempt, %error, "cannot open a data link");
+                last_error = error;
+            }
+        }
+        rt.sleep(delay).await;
+        delay = (delay * 2).min(RECONNECT_DELAY_MAX);
+    }
+    let error = format!("cannot connect to {address}: {last_error}");
+    let _ = events.send(Event::LinkFailed { to, error }).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_names_round_trip() {
+        assert_eq!(parse_node_name(&node_name(TaskManagerId(42))), Some(TaskManagerId(42)));
+        assert_eq!(parse_node_name("tm-"), None);
+        assert_eq!(parse_node_name("tm-+1"), None);
+        assert_eq!(parse_node_name("jobmanager"), None);
+    }
+
+    #[test]
+    fn a_wildcard_listener_advertises_loopback_unless_told() {
+        assert_eq!(advertised("0.0.0.0:4000", None), "127.0.0.1:4000");
+        assert_eq!(advertised("0.0.0.0:4000", Some("edge-7.local")), "edge-7.local:4000");
+        assert_eq!(advertised("10.0.0.5:4000", None), "10.0.0.5:4000");
+    }
+}

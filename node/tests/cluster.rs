@@ -1,0 +1,207 @@
+//! Real processes on loopback: a JobManager and two TaskManagers run a bounded job submitted with
+//! `rivulet submit`, and its counters match what `rivulet run` reports for the same job.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+const RIVULET: &str = env!("CARGO_BIN_EXE_rivulet");
+
+/// Status polls before the test gives up (with the sleep below: about a minute).
+const STATUS_POLLS_MAX: usize = 600;
+const POLL_SLEEP: Duration = Duration::from_millis(100);
+
+const JOB: &str = r#"
+[job]
+name = "cluster-test"
+parallelism = 2
+
+[[source]]
+name = "readings"
+type = "generator"
+count = 20_000
+keys = 5
+values = 100
+records_per_ms = 10
+event_time = "ts_ms"
+out_of_orderness = "100ms"
+
+[[operator]]
+name = "by_key"
+type = "key_by"
+input = "readings"
+key = "key"
+
+[[operator]]
+name = "per_second"
+type = "window"
+input = "by_key"
+window = "tumbling"
+size = "1s"
+
+[operator.aggregates]
+readings = "count()"
+
+[[sink]]
+name = "count"
+type = "count"
+input = "per_second"
+"#;
+
+/// Kills every child it holds when dropped, so a failing test leaves no process behind.
+struct Processes(Vec<Child>);
+
+impl Drop for Processes {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn rivulet(args: &[&str]) -> Output {
+    Command::new(RIVULET).args(args).env_remove("RIVULET_JOBMANAGER").output().expect("rivulet runs")
+}
+
+/// Starts a JobManager on a free port; its address from the first line of its output.
+fn start_job_manager(processes: &mut Processes) -> String {
+    let mut child = Command::new(RIVULET)
+        .args(["jobmanager", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the JobManager starts");
+    let stdout = child.stdout.take().expect("piped");
+    processes.0.push(child);
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).expect("the JobManager prints its address");
+    line.trim().strip_prefix("listening on ").expect("`listening on ADDRESS`").to_owned()
+}
+
+fn start_task_manager(processes: &mut Processes, job_manager: &str, id: &str) {
+    let child = Command::new(RIVULET)
+        .args(["taskmanager", "--jobmanager", job_manager, "--data-listen", "127.0.0.1:0"])
+        .args(["--slots", "2", "--id", id, "--label", "site=test"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the TaskManager starts");
+    processes.0.push(child);
+}
+
+/// Per vertex, (records in, records out) from `rivulet run`'s summary; `None` where it shows `-`
+/// (a source's input, a sink's output).
+fn run_counters(job: &Path) -> Vec<(String, Option<u64>, Option<u64>)> {
+    let out = rivulet(&["run", job.to_str().unwrap(), "--progress", "off"]);
+    assert!(out.status.success(), "rivulet run: {}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stderr).into_owned();
+    let number = |s: &str| (s != "-").then(|| s.replace(',', "").parse::<u64>().unwrap());
+    text.lines()
+        .skip_while(|l| !l.trim_start().starts_with("vertex"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f[0].to_owned(), number(f[3]), number(f[4]))
+        })
+        .collect()
+}
+
+/// Per vertex, (records in, records out) from `rivulet status`.
+fn status_counters(status: &str) -> Vec<(String, u64, u64)> {
+    status
+        .lines()
+        .skip_while(|l| !l.trim_start().starts_with("vertex"))
+        .skip(1)
+        .take_while(|l| !l.trim_start().starts_with("subtask"))
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f[0].to_owned(), f[1].parse().unwrap(), f[2].parse().unwrap())
+        })
+        .collect()
+}
+
+/// Polls `rivulet status` until the job's state is no longer running; the last status.
+fn wait_for_end(job_manager: &str, job: &str) -> String {
+    for _ in 0..STATUS_POLLS_MAX {
+        let out = rivulet(&["status", job, "--jobmanager", job_manager]);
+        assert!(out.status.success(), "rivulet status: {}", String::from_utf8_lossy(&out.stderr));
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let state = text.lines().next().and_then(|l| l.split_whitespace().nth(1)).unwrap_or("");
+        if matches!(state, "finished" | "failed" | "canceled") {
+            return text;
+        }
+        std::thread::sleep(POLL_SLEEP);
+    }
+    panic!("{job} did not end after {STATUS_POLLS_MAX} polls");
+}
+
+#[test]
+fn a_job_submitted_to_a_cluster_counts_what_run_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let job_path = dir.path().join("job.toml");
+    std::fs::write(&job_path, JOB).unwrap();
+    let job_file = job_path.to_str().unwrap();
+
+    let mut processes = Processes(Vec::new());
+    let job_manager = start_job_manager(&mut processes);
+    start_task_manager(&mut processes, &job_manager, "1");
+    start_task_manager(&mut processes, &job_manager, "2");
+
+    // Both TaskManagers offer their slots before the job asks for four of them.
+    for poll in 0.. {
+        let out = rivulet(&["taskmanagers", "--jobmanager", &job_manager]);
+        let listed = String::from_utf8_lossy(&out.stdout).lines().filter(|l| l.starts_with("tm-")).count();
+        if listed == 2 {
+            break;
+        }
+        assert!(poll < STATUS_POLLS_MAX, "the TaskManagers did not register");
+        std::thread::sleep(POLL_SLEEP);
+    }
+
+    let out = rivulet(&["submit", job_file, "--jobmanager", &job_manager, "--parallelism", "2"]);
+    assert!(out.status.success(), "rivulet submit: {}", String::from_utf8_lossy(&out.stderr));
+    let job = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert_eq!(job, "job-1");
+
+    let status = wait_for_end(&job_manager, &job);
+    assert!(status.starts_with("job-1 finished"), "{status}");
+    let expected = run_counters(&job_path);
+    assert_eq!(expected.len(), 4, "the run summary lists every vertex");
+    assert_eq!(status_counters(&status).len(), expected.len(), "{status}");
+    // The same counters wherever `run` shows one.
+    let reported: Vec<(String, Option<u64>, Option<u64>)> = status_counters(&status)
+        .into_iter()
+        .zip(&expected)
+        .map(|((name, records_in, records_out), (_, shown_in, shown_out))| {
+            (name, shown_in.map(|_| records_in), shown_out.map(|_| records_out))
+        })
+        .collect();
+    assert_eq!(reported, expected, "{status}");
+    // Both TaskManagers ran a part of it.
+    assert!(status.contains("tm-1") && status.contains("tm-2"), "{status}");
+}
+
+#[test]
+fn a_bad_job_file_is_refused_with_exit_code_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let job_path = dir.path().join("bad.toml");
+    std::fs::write(&job_path, "[[source]]\nname = \"g\"\ntype = \"no-such-type\"\n").unwrap();
+    let mut processes = Processes(Vec::new());
+    let job_manager = start_job_manager(&mut processes);
+    let out = rivulet(&["submit", job_path.to_str().unwrap(), "--jobmanager", &job_manager]);
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("error:"));
+    let out = rivulet(&["status", "42", "--jobmanager", &job_manager]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn no_job_manager_is_exit_code_1() {
+    // A port nothing listens on: bind one, then let it go.
+    let address = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();
+    let out = rivulet(&["list", "--jobmanager", &address]);
+    assert_eq!(out.status.code(), Some(1));
+}
