@@ -205,3 +205,71 @@ fn no_job_manager_is_exit_code_1() {
     let out = rivulet(&["list", "--jobmanager", &address]);
     assert_eq!(out.status.code(), Some(1));
 }
+
+/// Like `start_task_manager`, with a slot count; returns the child's index in `processes`.
+fn start_task_manager_with_slots(processes: &mut Processes, job_manager: &str, id: &str, slots: u16) -> usize {
+    let child = Command::new(RIVULET)
+        .args(["taskmanager", "--jobmanager", job_manager, "--data-listen", "127.0.0.1:0"])
+        .args(["--slots", &slots.to_string(), "--id", id])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the TaskManager starts");
+    processes.0.push(child);
+    processes.0.len() - 1
+}
+
+#[test]
+fn a_task_manager_killed_mid_job_is_replaced_by_a_restart_on_the_other() {
+    // The same job, paced so that it is still running when a TaskManager dies.
+    let paced = JOB.replace("count = 20_000\n", "count = 30_000\nrate = 10_000\n");
+    let dir = tempfile::tempdir().unwrap();
+    let job_path = dir.path().join("paced.toml");
+    std::fs::write(&job_path, &paced).unwrap();
+
+    let mut processes = Processes(Vec::new());
+    let job_manager = start_job_manager(&mut processes);
+    start_task_manager_with_slots(&mut processes, &job_manager, "1", 4);
+    let victim = start_task_manager_with_slots(&mut processes, &job_manager, "2", 4);
+    for poll in 0.. {
+        let out = rivulet(&["taskmanagers", "--jobmanager", &job_manager]);
+        if String::from_utf8_lossy(&out.stdout).lines().filter(|l| l.starts_with("tm-")).count() == 2 {
+            break;
+        }
+        assert!(poll < STATUS_POLLS_MAX, "the TaskManagers did not register");
+        std::thread::sleep(POLL_SLEEP);
+    }
+    let out = rivulet(&["submit", job_path.to_str().unwrap(), "--jobmanager", &job_manager]);
+    assert!(out.status.success(), "rivulet submit: {}", String::from_utf8_lossy(&out.stderr));
+    let job = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    // Wait until the job runs on both TaskManagers, then SIGKILL the second.
+    for poll in 0.. {
+        let out = rivulet(&["status", &job, "--jobmanager", &job_manager]);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if text.starts_with(&format!("{job} running")) && text.contains("tm-2") {
+            break;
+        }
+        assert!(poll < STATUS_POLLS_MAX, "the job did not start: {text}");
+        std::thread::sleep(POLL_SLEEP);
+    }
+    processes.0[victim].kill().expect("SIGKILL the TaskManager");
+    let _ = processes.0[victim].wait();
+
+    let status = wait_for_end(&job_manager, &job);
+    assert!(status.starts_with(&format!("{job} finished")), "{status}");
+    // The closed connection tells the JobManager at once; the job restarted on the survivor.
+    assert!(status.contains("attempt:  1") && status.contains("tm-2/slot-"), "{status}");
+    let subtask_lines: Vec<&str> =
+        status.lines().skip_while(|l| !l.trim_start().starts_with("subtask")).skip(1).collect();
+    assert!(!subtask_lines.is_empty() && subtask_lines.iter().all(|l| l.ends_with("tm-1")), "{status}");
+    // The restarted attempt ran from the beginning: the same counters as `rivulet run`.
+    let expected = run_counters(&job_path);
+    let reported: Vec<(String, Option<u64>, Option<u64>)> = status_counters(&status)
+        .into_iter()
+        .zip(&expected)
+        .map(|((name, records_in, records_out), (_, shown_in, shown_out))| {
+            (name, shown_in.map(|_| records_in), shown_out.map(|_| records_out))
+        })
+        .collect();
+    assert_eq!(reported, expected, "{status}");
+}

@@ -1,0 +1,333 @@
+//! The node's [`Runtime`] seam on turmoil: simulated time, the host's tokio runtime, and frames
+//! over turmoil's simulated TCP.
+//!
+//! Framing is the production runtime's (`rivulet_node::net::SmolRuntime`): a 4-byte big-endian
+//! length and the payload, cut out of the byte stream by the core's [`FrameDecoder`] with reads
+//! never larger than the decoder's room. Every frame a host sends is also recorded in the shared
+//! [`FrameTrace`], so that two runs of one seed can be compared frame by frame.
+
+use std::fmt;
+use std::io;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rivulet_core::limits::FRAME_BYTES_MAX;
+use rivulet_core::protocol::{FrameDecoder, FRAME_HEADER_BYTES};
+use rivulet_core::time::Instant;
+use rivulet_node::net::{FrameConnection, FrameListener, FrameReceiver, FrameSender, Runtime};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use turmoil::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use turmoil::net::{TcpListener, TcpStream};
+
+/// Bytes read from a stream at a time. Reads never exceed the decoder's room either.
+const READ_CHUNK_BYTES: usize = 64 * 1024;
+
+/// A digest of every frame sent in a simulation, in the order the hosts sent them.
+///
+/// turmoil runs the hosts one after another on one thread, so the order is the simulation's own
+/// and a run replayed from the same seed must produce the same digest.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FrameTrace {
+    /// Frames sent.
+    pub frames: u64,
+    /// Payload bytes sent.
+    pub bytes: u64,
+    /// FNV-1a over (host, simulated nanoseconds, payload) of every frame, in order.
+    pub digest: u64,
+}
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x0100_0000_01b3;
+
+impl FrameTrace {
+    pub fn new() -> Self {
+        FrameTrace { frames: 0, bytes: 0, digest: FNV_OFFSET }
+    }
+
+    fn absorb(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.digest ^= u64::from(b);
+            self.digest = self.digest.wrapping_mul(FNV_PRIME);
+        }
+    }
+
+    /// Records one frame `host` sent at simulated time `at`.
+    pub fn record(&mut self, host: &str, at: Duration, payload: &[u8]) {
+        self.frames += 1;
+        self.bytes += payload.len() as u64;
+        self.absorb(host.as_bytes());
+        self.absorb(&[0]);
+        self.absorb(&u64::try_from(at.as_nanos()).unwrap_or(u64::MAX).to_le_bytes());
+        self.absorb(&(payload.len() as u64).to_le_bytes());
+        self.absorb(payload);
+    }
+}
+
+/// The trace every host of one simulation records into.
+pub type SharedTrace = Arc<Mutex<FrameTrace>>;
+
+/// The [`Runtime`] on turmoil, for one simulated host. Create it inside the host's closure (so
+/// that its clock starts with the host's software).
+#[derive(Clone)]
+pub struct TurmoilRuntime {
+    host: Arc<str>,
+    /// `now()` counts from here (tokio's paused clock: simulated time).
+    start: tokio::time::Instant,
+    trace: SharedTrace,
+}
+
+impl fmt::Debug for TurmoilRuntime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TurmoilRuntime").field("host", &self.host).finish_non_exhaustive()
+    }
+}
+
+impl TurmoilRuntime {
+    /// A runtime for the host named `host`, recording its frames into `trace`. Must be called on
+    /// the host's runtime.
+    pub fn new(host: &str, trace: SharedTrace) -> Self {
+        TurmoilRuntime { host: host.into(), start: tokio::time::Instant::now(), trace }
+    }
+
+    /// The host this runtime serves.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    fn connection(&self, stream: TcpStream) -> TurmoilConnection {
+        let (read, write) = stream.into_split();
+        TurmoilConnection {
+            receiver: TurmoilFrameReceiver {
+                stream: read,
+                decoder: FrameDecoder::new(),
+                read_buffer: vec![0; READ_CHUNK_BYTES].into_boxed_slice(),
+                failure: None,
+            },
+            sender: TurmoilFrameSender {
+                stream: write,
+                frame: Vec::new(),
+                failure: None,
+                closed: false,
+                host: self.host.clone(),
+                trace: self.trace.clone(),
+            },
+        }
+    }
+}
+
+impl Runtime for TurmoilRuntime {
+    type Listener = TurmoilListener;
+    type Connection = TurmoilConnection;
+
+    fn now(&self) -> Instant {
+        let elapsed = tokio::time::Instant::now().saturating_duration_since(self.start);
+        Instant::from_nanos(u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX))
+    }
+
+    async fn sleep(&self, duration: Duration) {
+        tokio::time::sleep(duration).await;
+    }
+
+    fn spawn(&self, _name: &str, task: impl std::future::Future<Output = ()> + Send + 'static) {
+        // Onto the host's `LocalSet`, where turmoil runs the host's software: a crash drops it with
+        // every task, in spawn order. (`tokio::spawn` would put tasks in the runtime's sharded
+        // task list, sharded by a process-global task id: a crash would then drop them, and
+        // close their connections, in an order that depends on what ran before in the process.)
+        drop(tokio::task::spawn_local(task));
+    }
+
+    async fn listen(&self, address: &str) -> io::Result<TurmoilListener> {
+        Ok(TurmoilListener { listener: TcpListener::bind(address).await?, runtime: self.clone() })
+    }
+
+    async fn connect(&self, address: &str) -> io::Result<TurmoilConnection> {
+        let stream = TcpStream::connect(address).await?;
+        Ok(self.connection(stream))
+    }
+}
+
+/// A simulated TCP listener handing out [`TurmoilConnection`]s.
+pub struct TurmoilListener {
+    listener: TcpListener,
+    runtime: TurmoilRuntime,
+}
+
+impl FrameListener for TurmoilListener {
+    type Connection = TurmoilConnection;
+
+    async fn accept(&mut self) -> io::Result<(TurmoilConnection, String)> {
+        let (stream, peer) = self.listener.accept().await?;
+        Ok((self.runtime.connection(stream), peer.to_string()))
+    }
+
+    fn local_address(&self) -> io::Result<String> {
+        Ok(self.listener.local_addr()?.to_string())
+    }
+}
+
+/// Frames both ways over one simulated TCP stream.
+pub struct TurmoilConnection {
+    receiver: TurmoilFrameReceiver,
+    sender: TurmoilFrameSender,
+}
+
+impl FrameSender for TurmoilConnection {
+    async fn send(&mut self, payload: &[u8]) -> io::Result<()> {
+        self.sender.send(payload).await
+    }
+
+    async fn close(&mut self) -> io::Result<()> {
+        self.sender.close().await
+    }
+}
+
+impl FrameReceiver for TurmoilConnection {
+    async fn recv(&mut self) -> io::Result<Option<Vec<u8>>> {
+        self.receiver.recv().await
+    }
+}
+
+impl FrameConnection for TurmoilConnection {
+    type Receiver = TurmoilFrameReceiver;
+    type Sender = TurmoilFrameSender;
+
+    fn into_split(self) -> (TurmoilFrameReceiver, TurmoilFrameSender) {
+        (self.receiver, self.sender)
+    }
+}
+
+/// An error remembered so that every later call on a failed half returns it again.
+#[derive(Clone, Debug)]
+struct Failure {
+    kind: io::ErrorKind,
+    message: String,
+}
+
+impl Failure {
+    fn of(error: &io::Error) -> Self {
+        Failure { kind: error.kind(), message: error.to_string() }
+    }
+
+    fn to_error(&self) -> io::Error {
+        io::Error::new(self.kind, self.message.clone())
+    }
+}
+
+/// The receiving half of a [`TurmoilConnection`].
+pub struct TurmoilFrameReceiver {
+    stream: OwnedReadHalf,
+    decoder: FrameDecoder,
+    read_buffer: Box<[u8]>,
+    /// An I/O error or a close in the middle of a frame; framing errors stay in the decoder.
+    failure: Option<Failure>,
+}
+
+impl FrameReceiver for TurmoilFrameReceiver {
+    async fn recv(&mut self) -> io::Result<Option<Vec<u8>>> {
+        // Cancel-safe: bytes move from the stream into the decoder without an await in between.
+        loop {
+            if let Some(failure) = &self.failure {
+                return Err(failure.to_error());
+            }
+            match self.decoder.next_frame() {
+                Ok(Some(payload)) => return Ok(Some(payload)),
+                Ok(None) => {}
+                Err(error) => return Err(io::Error::new(io::ErrorKind::InvalidData, error)),
+            }
+            let room = self.decoder.push_capacity().min(self.read_buffer.len());
+            assert!(room > 0, "a decoder that returned no frame has room for at least one byte");
+            let read = match self.stream.read(&mut self.read_buffer[..room]).await {
+                Ok(read) => read,
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+                Err(error) => {
+                    self.failure = Some(Failure::of(&error));
+                    return Err(error);
+                }
+            };
+            if read == 0 {
+                let partial_bytes = self.decoder.buffered_bytes();
+                if partial_bytes == 0 {
+                    return Ok(None);
+                }
+                let error = io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("the peer closed the connection in the middle of a frame ({partial_bytes} bytes of it arrived)"),
+                );
+                self.failure = Some(Failure::of(&error));
+                return Err(error);
+            }
+            self.decoder.push(&self.read_buffer[..read]);
+        }
+    }
+}
+
+/// The sending half of a [`TurmoilConnection`].
+pub struct TurmoilFrameSender {
+    stream: OwnedWriteHalf,
+    /// Header and payload in one buffer, written in one go.
+    frame: Vec<u8>,
+    failure: Option<Failure>,
+    closed: bool,
+    host: Arc<str>,
+    trace: SharedTrace,
+}
+
+impl FrameSender for TurmoilFrameSender {
+    async fn send(&mut self, payload: &[u8]) -> io::Result<()> {
+        if let Some(failure) = &self.failure {
+            return Err(failure.to_error());
+        }
+        if self.closed {
+            return Err(io::Error::new(io::ErrorKind::NotConnected, "this node closed the connection"));
+        }
+        if payload.len() > FRAME_BYTES_MAX {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "a payload of {} bytes is above the frame limit of {FRAME_BYTES_MAX} bytes",
+                    payload.len()
+                ),
+            ));
+        }
+        let length = u32::try_from(payload.len()).expect("FRAME_BYTES_MAX fits a u32 (limits.rs)");
+        self.frame.clear();
+        self.frame.reserve(FRAME_HEADER_BYTES + payload.len());
+        self.frame.extend_from_slice(&length.to_be_bytes());
+        self.frame.extend_from_slice(payload);
+        {
+            let at = turmoil::sim_elapsed().unwrap_or_default();
+            self.trace
+                .lock()
+                .expect("no host panics while holding the trace")
+                .record(&self.host, at, payload);
+        }
+        // Failed until the whole frame is written: a send dropped half-way leaves part of a frame
+        // on the stream, after which no frame could be read correctly.
+        self.failure = Some(Failure {
+            kind: io::ErrorKind::Other,
+            message: "an earlier send was cancelled part-way through a frame".to_owned(),
+        });
+        let written = self.stream.write_all(&self.frame).await;
+        if self.frame.capacity() > 1 << 20 {
+            self.frame = Vec::new();
+        }
+        match written {
+            Ok(()) => {
+                self.failure = None;
+                Ok(())
+            }
+            Err(error) => {
+                self.failure = Some(Failure::of(&error));
+                Err(error)
+            }
+        }
+    }
+
+    async fn close(&mut self) -> io::Result<()> {
+        if self.closed {
+            return Ok(());
+        }
+        self.closed = true;
+        self.stream.shutdown().await
+    }
+}
