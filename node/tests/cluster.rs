@@ -207,7 +207,12 @@ fn no_job_manager_is_exit_code_1() {
 }
 
 /// Like `start_task_manager`, with a slot count; returns the child's index in `processes`.
-fn start_task_manager_with_slots(processes: &mut Processes, job_manager: &str, id: &str, slots: u16) -> usize {
+fn start_task_manager_with_slots(
+    processes: &mut Processes,
+    job_manager: &str,
+    id: &str,
+    slots: u16,
+) -> usize {
     let child = Command::new(RIVULET)
         .args(["taskmanager", "--jobmanager", job_manager, "--data-listen", "127.0.0.1:0"])
         .args(["--slots", &slots.to_string(), "--id", id])

@@ -90,12 +90,11 @@ fn a_crashed_task_manager_is_declared_dead_and_the_job_restarts_on_the_other() {
     );
 }
 
-/// Found by this simulation (seed 3): after tm2 is bounced, tm1 still holds its data link to the
-/// crashed tm2 instance; attempt 1's first data message to tm2 fails on it ("Broken pipe"), the
-/// node drops the link and the message with it, and the job waits forever. The node needs to
-/// fail the attempt (or resend) when a data link breaks.
+/// Found by this simulation (seed 3): after tm2 is bounced, tm1 still held its data link to the
+/// crashed tm2 instance; attempt 1's first data message to tm2 failed on it ("Broken pipe") and
+/// was dropped with the link, and the job waited forever. Now a data link that fails or closes is
+/// dropped and fails the subtasks using it, so their attempt restarts on a new link.
 #[test]
-#[ignore = "a known node bug: a data message lost on a stale data link stalls the job"]
 fn a_crashed_and_bounced_task_manager_rejoins_and_the_job_completes() {
     let test = "a_crashed_and_bounced_task_manager_rejoins_and_the_job_completes";
     let faults = vec![

@@ -53,6 +53,27 @@ impl TaskManager {
         }
     }
 
+    /// The data link to or from the peer TaskManager `peer` is gone (a send failed, or the connection
+    /// closed): messages on it may have been lost, so every running subtask with a channel to or
+    /// from `peer` (a sender whose consumer is there, or a receiver whose producer is) fails with
+    /// the cause, and the JobMaster restarts its attempt as for any failure. Subtasks without such a
+    /// channel run on; a later message to `peer` goes on a new link.
+    pub fn handle_peer_lost(&mut self, _now: Instant, peer: TaskManagerId) {
+        let affected: Vec<SubtaskKey> = self
+            .attempts
+            .iter()
+            .flat_map(|(&(job, attempt), a)| a.subtasks.iter().map(move |(&s, run)| ((job, attempt, s), run)))
+            .filter(|(_, run)| {
+                run.senders.values().any(|o| o.consumer.task_manager == peer)
+                    || run.receivers.values().any(|i| i.producer.task_manager == peer)
+            })
+            .map(|(key, _)| key)
+            .collect();
+        for key in affected {
+            self.end_subtask(key, ExecutionState::Failed, Some(format!("data link to {peer} lost")));
+        }
+    }
+
     /// A credit for the channel `channel` of consumer `consumer`: for its producer's sender if that
     /// runs here, parked if the producer may still be deployed here, dropped otherwise.
     fn handle_credit(&mut self, from: TaskManagerId, consumer: SubtaskKey, channel: u32, credits: u32) {

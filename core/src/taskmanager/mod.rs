@@ -7,7 +7,8 @@
 //! The TaskManager is a sans-IO state machine with the crate's common shape. The driver feeds it the
 //! JobManager connection's events ([`TaskManager::handle_job_manager_connected`],
 //! [`TaskManager::handle_job_manager_message`], [`TaskManager::handle_job_manager_lost`]), data
-//! messages from peer TaskManagers ([`TaskManager::handle_data_message`]) and timeouts
+//! messages from peer TaskManagers ([`TaskManager::handle_data_message`]), the loss of a data link
+//! to a peer ([`TaskManager::handle_peer_lost`]) and timeouts
 //! ([`TaskManager::handle_timeout`]); it drains [`TaskManager::poll_output`] after each, and calls
 //! [`TaskManager::run`] to do the CPU work (moving elements through subtasks) until it returns 0.
 //! Then it waits for input or until [`TaskManager::poll_timeout`].
@@ -27,7 +28,10 @@
 //!
 //! A subtask that fails (an operator error, or a peer breaking the protocol on one of its channels)
 //! reports `Failed` and leaves its slot; the other subtasks of its attempt run on until the
-//! JobMaster cancels the attempt, as in Flink. A cancelled attempt is remembered (a bounded number
+//! JobMaster cancels the attempt, as in Flink. Channels are not resent: when the driver loses a
+//! data link to a peer TaskManager ([`TaskManager::handle_peer_lost`]), messages on it may be lost,
+//! so every running subtask with a channel to or from that peer fails ("data link to tm-N lost")
+//! and its attempt is restarted. A cancelled attempt is remembered (a bounded number
 //! of them), so data and credits that arrive for it later are dropped and counted. When the
 //! JobManager connection is lost, the TaskManager cancels every subtask without reporting (there is
 //! no one to report to), as Flink's TaskManager fails the tasks of a JobManager it lost.

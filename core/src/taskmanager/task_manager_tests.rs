@@ -538,3 +538,54 @@ fn credits_that_arrive_before_their_producer_is_deployed_are_kept() {
     let (metrics, _) = summarize(&pair.reports);
     assert_eq!(metrics, reference_metrics());
 }
+
+#[test]
+fn losing_a_peer_fails_every_subtask_with_a_channel_to_or_from_it() {
+    let mut pair = Pair::new(5, CreditConfig::DEFAULT);
+    // An unbounded source: every subtask is still running when the link is lost.
+    let streaming = job_text().replace("count = 20_000\n", "");
+    let placement = [1, 1, 2, 2];
+    for d in deployments(&placement) {
+        let i = (placement[d.subtask as usize] - 1) as usize;
+        let d = Deployment { job_file: streaming.clone(), ..d };
+        pair.tms[i].handle_job_manager_message(T0, ToTaskManager::Deploy(d));
+        pair.check();
+    }
+    pair.collect();
+    for _ in 0..50 {
+        for i in 0..2 {
+            pair.tms[i].run(T0, 8);
+            pair.check();
+        }
+        pair.collect();
+        pair.deliver_one();
+    }
+    assert!(pair.reports.iter().all(|r| r.state == ExecutionState::Running), "{:?}", pair.reports);
+    // A peer no channel involves: nothing fails.
+    pair.tms[0].handle_peer_lost(T0, TaskManagerId(9));
+    pair.check();
+    assert!(drain(&mut pair.tms[0]).iter().all(|o| !matches!(o, Output::ToJobManager(_))));
+    assert_eq!(pair.tms[0].subtasks().len(), 2);
+    // tm-1 loses its link to tm-2: both source subtasks send to tm-2, and fail.
+    pair.tms[0].handle_peer_lost(T0, TaskManagerId(2));
+    pair.check();
+    let failed = task_states(drain(&mut pair.tms[0]));
+    assert_eq!(failed.iter().map(|r| r.subtask).collect::<Vec<_>>(), vec![0, 1], "{failed:?}");
+    for r in &failed {
+        assert_eq!(r.state, ExecutionState::Failed);
+        assert_eq!(r.error.as_deref(), Some("data link to tm-2 lost"));
+    }
+    assert!(pair.tms[0].subtasks().is_empty());
+    assert!(pair.tms[0].slots().iter().all(|s| s.occupant.is_none()), "the slots are free");
+    // tm-2 loses tm-1: the window subtasks' producers are there.
+    pair.tms[1].handle_peer_lost(T0, TaskManagerId(1));
+    pair.check();
+    let failed = task_states(drain(&mut pair.tms[1]));
+    assert_eq!(failed.iter().map(|r| r.subtask).collect::<Vec<_>>(), vec![2, 3], "{failed:?}");
+    assert!(failed.iter().all(|r| r.error.as_deref() == Some("data link to tm-1 lost")));
+    // Nothing runs on, and losing the peer again changes nothing.
+    pair.tms[0].handle_peer_lost(T0, TaskManagerId(2));
+    assert_eq!(pair.tms[0].run(T0, 100), 0);
+    assert!(drain(&mut pair.tms[0]).is_empty());
+    pair.check();
+}

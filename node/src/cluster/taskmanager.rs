@@ -9,7 +9,12 @@
 //!
 //! Data links are opened lazily: the first message for a peer TaskManager opens one connection to
 //! the address the role names, which carries every later message to that peer. A peer learns who
-//! is sending from the handshake's node name, `tm-<id>`.
+//! is sending from the handshake's node name, `tm-<id>`. A link that fails (it cannot connect, a
+//! send fails, or the peer closes the connection, as a crashed or restarted peer does) is dropped
+//! and the role is told with [`TaskManager::handle_peer_lost`]: messages on it may be lost, so the
+//! subtasks with channels to or from that peer fail and their attempt restarts. The next message
+//! to the peer opens a new link. Links are numbered, so a late failure of an old link never drops
+//! a newer one.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -26,7 +31,8 @@ use smol::future;
 
 use crate::connectors::NodeConnectors;
 use crate::net::{
-    handshake_accepting, recv_message, send_message, FrameConnection, FrameListener, FrameSender, Runtime,
+    handshake_accepting, recv_message, send_message, FrameConnection, FrameListener, FrameReceiver,
+    FrameSender, Runtime,
 };
 
 /// Events waiting for the TaskManager task; readers wait when it is full.
@@ -82,9 +88,10 @@ enum Event {
         from: TaskManagerId,
         message: DataMessage,
     },
-    /// The outgoing link to a peer failed; the next message to it opens a new one.
+    /// The outgoing link `generation` to a peer failed; the next message to it opens a new one.
     LinkFailed {
         to: TaskManagerId,
+        generation: u64,
         error: String,
     },
     ListenerFailed(std::io::Error),
@@ -152,6 +159,7 @@ pub async fn run_task_manager<R: Runtime>(rt: R, config: TaskManagerNodeConfig) 
         handshake_timeout: config.handshake_timeout,
         to_job_manager: None,
         links: BTreeMap::new(),
+        next_link_generation: 0,
         events_in,
     };
     let mut busy = false;
@@ -202,8 +210,16 @@ struct Node<R: Runtime> {
     handshake_timeout: Duration,
     to_job_manager: Option<Sender<ToJobManager>>,
     /// The outgoing data link to each peer TaskManager.
-    links: BTreeMap<TaskManagerId, Sender<DataMessage>>,
+    links: BTreeMap<TaskManagerId, Link>,
+    /// The number the next data link opened gets.
+    next_link_generation: u64,
     events_in: Sender<Event>,
+}
+
+/// An outgoing data link: its writer task's queue, and its number among this node's links.
+struct Link {
+    queue: Sender<DataMessage>,
+    generation: u64,
 }
 
 impl<R: Runtime> Node<R> {
@@ -251,9 +267,17 @@ impl<R: Runtime> Node<R> {
                 self.tm.handle_job_manager_lost(now);
             }
             Event::Data { from, message } => self.tm.handle_data_message(now, from, message),
-            Event::LinkFailed { to, error } => {
-                tracing::warn!(peer = %to, %error, "data link failed");
-                self.links.remove(&to);
+            Event::LinkFailed { to, generation, error } => {
+                // A late failure of a link already replaced: the newer link is not touched.
+                if self.links.get(&to).is_none_or(|link| link.generation != generation) {
+                    tracing::debug!(peer = %to, generation, %error, "an old data link failed");
+                    return Ok(());
+                }
+                tracing::warn!(peer = %to, generation, %error, "data link failed; failing the subtasks that use it");
+                if let Some(link) = self.links.remove(&to) {
+                    link.queue.close();
+                }
+                self.tm.handle_peer_lost(now, to);
             }
             Event::ListenerFailed(error) => return Err(error),
         }
@@ -283,24 +307,27 @@ impl<R: Runtime> Node<R> {
                 }
                 Output::ToTaskManager { to, address, message } => {
                     let link = self.links.entry(to).or_insert_with(|| {
+                        let generation = self.next_link_generation;
+                        self.next_link_generation += 1;
                         let (sender, queue) = async_channel::bounded(DATA_LINK_QUEUED_MAX);
                         let task = run_data_link(
                             self.rt.clone(),
-                            to,
-                            address,
+                            DataLinkTarget { to, generation, address },
                             self.local.clone(),
                             self.handshake_timeout,
                             queue,
                             self.events_in.clone(),
                         );
                         self.rt.spawn("taskmanager-data-out", task);
-                        sender
+                        Link { queue: sender, generation }
                     });
-                    match link.try_send(message) {
+                    // A closed queue means the link failed: its `LinkFailed` is on its way and
+                    // fails the sender of this message.
+                    match link.queue.try_send(message) {
                         Ok(()) | Err(TrySendError::Closed(_)) => {}
                         Err(TrySendError::Full(message)) => {
                             tracing::debug!(peer = %to, "data link queue full; waiting");
-                            let _ = link.send(message).await;
+                            let _ = link.queue.send(message).await;
                         }
                     }
                 }
@@ -441,16 +468,30 @@ async fn serve_data_connection<R: Runtime>(
     }
 }
 
-/// An outgoing data link: connects (a few attempts), handshakes, then sends every queued message.
+/// Where an outgoing data link goes, and its number.
+struct DataLinkTarget {
+    to: TaskManagerId,
+    generation: u64,
+    address: String,
+}
+
+/// An outgoing data link: connects (a few attempts), handshakes, then sends every queued message
+/// until the queue closes. It reports `LinkFailed` when it cannot connect, a send fails, or the
+/// peer closes the connection (a peer never sends on it, so any frame or end it reads means the
+/// connection is gone); messages still queued are then lost.
 async fn run_data_link<R: Runtime>(
     rt: R,
-    to: TaskManagerId,
-    address: String,
+    target: DataLinkTarget,
     local: Hello,
     timeout: Duration,
     queue: Receiver<DataMessage>,
     events: Sender<Event>,
 ) {
+    let DataLinkTarget { to, generation, address } = target;
+    let failed = |error: String| {
+        queue.close();
+        events.send(Event::LinkFailed { to, generation, error })
+    };
     let mut delay = RECONNECT_DELAY_FIRST;
     let mut last_error = String::new();
     for attempt in 1..=DATA_CONNECT_ATTEMPTS_MAX {
@@ -467,12 +508,32 @@ async fn run_data_link<R: Runtime>(
         };
         match connected {
             Ok(conn) => {
-                tracing::debug!(peer = %to, %address, "data link open");
-                let (_receiver, mut sender) = conn.into_split();
-                while let Ok(message) = queue.recv().await {
-                    if let Err(error) = send_message(&mut sender, &message).await {
-                        let _ = events.send(Event::LinkFailed { to, error: error.to_string() }).await;
-                        return;
+                tracing::debug!(peer = %to, %address, generation, "data link open");
+                let (mut receiver, mut sender) = conn.into_split();
+                loop {
+                    // Biased towards the queue; `recv` is cancel-safe, so watching the receiving
+                    // half while waiting for a message loses nothing.
+                    let next = future::or(async { queue.recv().await.ok().map(Ok) }, async {
+                        let error = match receiver.recv().await {
+                            Ok(None) => "the peer closed the connection".to_owned(),
+                            Ok(Some(_)) => "the peer sent a frame on a data link".to_owned(),
+                            Err(error) => error.to_string(),
+                        };
+                        Some(Err(error))
+                    })
+                    .await;
+                    match next {
+                        Some(Ok(message)) => {
+                            if let Err(error) = send_message(&mut sender, &message).await {
+                                let _ = failed(error.to_string()).await;
+                                return;
+                            }
+                        }
+                        Some(Err(error)) => {
+                            let _ = failed(error).await;
+                            return;
+                        }
+                        None => break,
                     }
                 }
                 let _ = sender.close().await;
@@ -486,8 +547,7 @@ async fn run_data_link<R: Runtime>(
         rt.sleep(delay).await;
         delay = (delay * 2).min(RECONNECT_DELAY_MAX);
     }
-    let error = format!("cannot connect to {address}: {last_error}");
-    let _ = events.send(Event::LinkFailed { to, error }).await;
+    let _ = failed(format!("cannot connect to {address}: {last_error}")).await;
 }
 
 #[cfg(test)]
