@@ -11,16 +11,12 @@ use std::io;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rivulet_core::limits::FRAME_BYTES_MAX;
-use rivulet_core::protocol::{FrameDecoder, FRAME_HEADER_BYTES};
 use rivulet_core::time::Instant;
+use rivulet_node::net::framing::{FrameReadState, FrameWriteState};
 use rivulet_node::net::{FrameConnection, FrameListener, FrameReceiver, FrameSender, Runtime};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use turmoil::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use turmoil::net::{TcpListener, TcpStream};
-
-/// Bytes read from a stream at a time. Reads never exceed the decoder's room either.
-const READ_CHUNK_BYTES: usize = 64 * 1024;
 
 /// A digest of every frame sent in a simulation, in the order the hosts sent them.
 ///
@@ -97,17 +93,10 @@ impl TurmoilRuntime {
     fn connection(&self, stream: TcpStream) -> TurmoilConnection {
         let (read, write) = stream.into_split();
         TurmoilConnection {
-            receiver: TurmoilFrameReceiver {
-                stream: read,
-                decoder: FrameDecoder::new(),
-                read_buffer: vec![0; READ_CHUNK_BYTES].into_boxed_slice(),
-                failure: None,
-            },
+            receiver: TurmoilFrameReceiver { stream: read, state: FrameReadState::default() },
             sender: TurmoilFrameSender {
                 stream: write,
-                frame: Vec::new(),
-                failure: None,
-                closed: false,
+                state: FrameWriteState::default(),
                 host: self.host.clone(),
                 trace: self.trace.clone(),
             },
@@ -196,138 +185,48 @@ impl FrameConnection for TurmoilConnection {
     }
 }
 
-/// An error remembered so that every later call on a failed half returns it again.
-#[derive(Clone, Debug)]
-struct Failure {
-    kind: io::ErrorKind,
-    message: String,
-}
-
-impl Failure {
-    fn of(error: &io::Error) -> Self {
-        Failure { kind: error.kind(), message: error.to_string() }
-    }
-
-    fn to_error(&self) -> io::Error {
-        io::Error::new(self.kind, self.message.clone())
-    }
-}
-
-/// The receiving half of a [`TurmoilConnection`].
+/// The receiving half of a [`TurmoilConnection`]: the node's framing over turmoil's stream.
 pub struct TurmoilFrameReceiver {
     stream: OwnedReadHalf,
-    decoder: FrameDecoder,
-    read_buffer: Box<[u8]>,
-    /// An I/O error or a close in the middle of a frame; framing errors stay in the decoder.
-    failure: Option<Failure>,
+    state: FrameReadState,
 }
 
 impl FrameReceiver for TurmoilFrameReceiver {
     async fn recv(&mut self) -> io::Result<Option<Vec<u8>>> {
         // Cancel-safe: bytes move from the stream into the decoder without an await in between.
         loop {
-            if let Some(failure) = &self.failure {
-                return Err(failure.to_error());
+            if let Some(done) = self.state.next_result() {
+                return done;
             }
-            match self.decoder.next_frame() {
-                Ok(Some(payload)) => return Ok(Some(payload)),
-                Ok(None) => {}
-                Err(error) => return Err(io::Error::new(io::ErrorKind::InvalidData, error)),
+            let read = self.stream.read(self.state.read_buffer()).await;
+            if let Some(done) = self.state.on_read(read) {
+                return done;
             }
-            let room = self.decoder.push_capacity().min(self.read_buffer.len());
-            assert!(room > 0, "a decoder that returned no frame has room for at least one byte");
-            let read = match self.stream.read(&mut self.read_buffer[..room]).await {
-                Ok(read) => read,
-                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
-                Err(error) => {
-                    self.failure = Some(Failure::of(&error));
-                    return Err(error);
-                }
-            };
-            if read == 0 {
-                let partial_bytes = self.decoder.buffered_bytes();
-                if partial_bytes == 0 {
-                    return Ok(None);
-                }
-                let error = io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    format!("the peer closed the connection in the middle of a frame ({partial_bytes} bytes of it arrived)"),
-                );
-                self.failure = Some(Failure::of(&error));
-                return Err(error);
-            }
-            self.decoder.push(&self.read_buffer[..read]);
         }
     }
 }
 
-/// The sending half of a [`TurmoilConnection`].
+/// The sending half of a [`TurmoilConnection`]; it records every frame it sends in the trace.
 pub struct TurmoilFrameSender {
     stream: OwnedWriteHalf,
-    /// Header and payload in one buffer, written in one go.
-    frame: Vec<u8>,
-    failure: Option<Failure>,
-    closed: bool,
+    state: FrameWriteState,
     host: Arc<str>,
     trace: SharedTrace,
 }
 
 impl FrameSender for TurmoilFrameSender {
     async fn send(&mut self, payload: &[u8]) -> io::Result<()> {
-        if let Some(failure) = &self.failure {
-            return Err(failure.to_error());
-        }
-        if self.closed {
-            return Err(io::Error::new(io::ErrorKind::NotConnected, "this node closed the connection"));
-        }
-        if payload.len() > FRAME_BYTES_MAX {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!(
-                    "a payload of {} bytes is above the frame limit of {FRAME_BYTES_MAX} bytes",
-                    payload.len()
-                ),
-            ));
-        }
-        let length = u32::try_from(payload.len()).expect("FRAME_BYTES_MAX fits a u32 (limits.rs)");
-        self.frame.clear();
-        self.frame.reserve(FRAME_HEADER_BYTES + payload.len());
-        self.frame.extend_from_slice(&length.to_be_bytes());
-        self.frame.extend_from_slice(payload);
-        {
-            let at = turmoil::sim_elapsed().unwrap_or_default();
-            self.trace
-                .lock()
-                .expect("no host panics while holding the trace")
-                .record(&self.host, at, payload);
-        }
-        // Failed until the whole frame is written: a send dropped half-way leaves part of a frame
-        // on the stream, after which no frame could be read correctly.
-        self.failure = Some(Failure {
-            kind: io::ErrorKind::Other,
-            message: "an earlier send was cancelled part-way through a frame".to_owned(),
-        });
-        let written = self.stream.write_all(&self.frame).await;
-        if self.frame.capacity() > 1 << 20 {
-            self.frame = Vec::new();
-        }
-        match written {
-            Ok(()) => {
-                self.failure = None;
-                Ok(())
-            }
-            Err(error) => {
-                self.failure = Some(Failure::of(&error));
-                Err(error)
-            }
-        }
+        let frame = self.state.begin(payload)?;
+        let at = turmoil::sim_elapsed().unwrap_or_default();
+        self.trace.lock().expect("no host panics while holding the trace").record(&self.host, at, payload);
+        let written = self.stream.write_all(frame).await;
+        self.state.finish(written)
     }
 
     async fn close(&mut self) -> io::Result<()> {
-        if self.closed {
+        if !self.state.close() {
             return Ok(());
         }
-        self.closed = true;
         self.stream.shutdown().await
     }
 }

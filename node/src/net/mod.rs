@@ -7,6 +7,7 @@
 //! - [`connection`]: the handshake over any frame connection, and typed message helpers.
 
 pub mod connection;
+pub mod framing;
 pub mod seam;
 pub mod smol_runtime;
 

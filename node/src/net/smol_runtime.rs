@@ -1,6 +1,6 @@
 //! The production runtime: the [`Runtime`] seam on smol, with frames over real TCP.
 //!
-//! Frames are cut out of the byte stream by the core's [`FrameDecoder`], fed from a fixed read
+//! Frames are cut out of the byte stream by the core's `FrameDecoder` (through [`super::framing`]), fed from a fixed read
 //! buffer and never more than the decoder has room for, so one connection buffers at most one
 //! maximal frame and its header however fast or hostile the peer is.
 
@@ -9,22 +9,14 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rivulet_core::limits::FRAME_BYTES_MAX;
-use rivulet_core::protocol::{FrameDecoder, FRAME_HEADER_BYTES};
 use rivulet_core::time::Instant;
 use smol::io::{AsyncReadExt, AsyncWriteExt};
 use smol::net::{TcpListener, TcpStream};
 use smol::{Executor, Timer};
 use tracing::Instrument;
 
+use super::framing::{FrameReadState, FrameWriteState};
 use super::seam::{FrameConnection, FrameListener, FrameReceiver, FrameSender, Runtime};
-
-/// Bytes read from the socket at a time. Reads never exceed the decoder's room either.
-const READ_CHUNK_BYTES: usize = 64 * 1024;
-
-/// A sender keeps its frame buffer for the next send unless it grew past this (one large message
-/// should not pin megabytes to an idle connection).
-const SEND_BUFFER_KEPT_BYTES_MAX: usize = 1 << 20;
 
 /// The [`Runtime`] on smol: tasks on smol's global executor (or one given), timers from
 /// `async-io`, TCP with `TCP_NODELAY`.
@@ -116,13 +108,8 @@ impl SmolConnection {
     pub fn new(stream: TcpStream) -> io::Result<Self> {
         stream.set_nodelay(true)?;
         Ok(SmolConnection {
-            receiver: SmolFrameReceiver {
-                stream: stream.clone(),
-                decoder: FrameDecoder::new(),
-                read_buffer: vec![0; READ_CHUNK_BYTES].into_boxed_slice(),
-                failure: None,
-            },
-            sender: SmolFrameSender { stream, frame: Vec::new(), failure: None, closed: false },
+            receiver: SmolFrameReceiver { stream: stream.clone(), state: FrameReadState::default() },
+            sender: SmolFrameSender { stream, state: FrameWriteState::default() },
         })
     }
 }
@@ -152,39 +139,18 @@ impl FrameConnection for SmolConnection {
     }
 }
 
-/// An error remembered so that every later call on a failed half returns it again.
-#[derive(Clone, Debug)]
-struct Failure {
-    kind: io::ErrorKind,
-    message: String,
-}
-
-impl Failure {
-    fn of(error: &io::Error) -> Self {
-        Failure { kind: error.kind(), message: error.to_string() }
-    }
-
-    fn to_error(&self) -> io::Error {
-        io::Error::new(self.kind, self.message.clone())
-    }
-}
-
 /// The receiving half of a [`SmolConnection`].
 pub struct SmolFrameReceiver {
     stream: TcpStream,
-    decoder: FrameDecoder,
-    read_buffer: Box<[u8]>,
-    /// An I/O error or a close in the middle of a frame. Framing errors live in the decoder,
-    /// which stays failed by itself.
-    failure: Option<Failure>,
+    state: FrameReadState,
 }
 
 impl fmt::Debug for SmolFrameReceiver {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SmolFrameReceiver")
             .field("stream", &self.stream)
-            .field("buffered_bytes", &self.decoder.buffered_bytes())
-            .field("failed", &(self.failure.is_some() || self.decoder.is_failed()))
+            .field("buffered_bytes", &self.state.buffered_bytes())
+            .field("failed", &self.state.is_failed())
             .finish()
     }
 }
@@ -193,37 +159,13 @@ impl FrameReceiver for SmolFrameReceiver {
     async fn recv(&mut self) -> io::Result<Option<Vec<u8>>> {
         // Cancel-safe: bytes move from the socket into the decoder without an await in between.
         loop {
-            if let Some(failure) = &self.failure {
-                return Err(failure.to_error());
+            if let Some(done) = self.state.next_result() {
+                return done;
             }
-            match self.decoder.next_frame() {
-                Ok(Some(payload)) => return Ok(Some(payload)),
-                Ok(None) => {}
-                Err(error) => return Err(io::Error::new(io::ErrorKind::InvalidData, error)),
+            let read = self.stream.read(self.state.read_buffer()).await;
+            if let Some(done) = self.state.on_read(read) {
+                return done;
             }
-            let room = self.decoder.push_capacity().min(self.read_buffer.len());
-            assert!(room > 0, "a decoder that returned no frame has room for at least one byte");
-            let read = match self.stream.read(&mut self.read_buffer[..room]).await {
-                Ok(read) => read,
-                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
-                Err(error) => {
-                    self.failure = Some(Failure::of(&error));
-                    return Err(error);
-                }
-            };
-            if read == 0 {
-                let partial_bytes = self.decoder.buffered_bytes();
-                if partial_bytes == 0 {
-                    return Ok(None);
-                }
-                let error = io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    format!("the peer closed the connection in the middle of a frame ({partial_bytes} bytes of it arrived)"),
-                );
-                self.failure = Some(Failure::of(&error));
-                return Err(error);
-            }
-            self.decoder.push(&self.read_buffer[..read]);
         }
     }
 }
@@ -232,62 +174,20 @@ impl FrameReceiver for SmolFrameReceiver {
 #[derive(Debug)]
 pub struct SmolFrameSender {
     stream: TcpStream,
-    /// The frame being written: header and payload in one buffer, so a small frame leaves in one
-    /// segment.
-    frame: Vec<u8>,
-    failure: Option<Failure>,
-    closed: bool,
+    state: FrameWriteState,
 }
 
 impl FrameSender for SmolFrameSender {
     async fn send(&mut self, payload: &[u8]) -> io::Result<()> {
-        if let Some(failure) = &self.failure {
-            return Err(failure.to_error());
-        }
-        if self.closed {
-            return Err(io::Error::new(io::ErrorKind::NotConnected, "this node closed the connection"));
-        }
-        if payload.len() > FRAME_BYTES_MAX {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!(
-                    "a payload of {} bytes is above the frame limit of {FRAME_BYTES_MAX} bytes",
-                    payload.len()
-                ),
-            ));
-        }
-        let length = u32::try_from(payload.len()).expect("FRAME_BYTES_MAX fits a u32 (limits.rs)");
-        self.frame.clear();
-        self.frame.reserve(FRAME_HEADER_BYTES + payload.len());
-        self.frame.extend_from_slice(&length.to_be_bytes());
-        self.frame.extend_from_slice(payload);
-        // Failed until the whole frame is written: if this future is dropped half-way, the stream
-        // may end in part of a frame, and no later frame could be read correctly after it.
-        self.failure = Some(Failure {
-            kind: io::ErrorKind::Other,
-            message: "an earlier send was cancelled part-way through a frame".to_owned(),
-        });
-        let written = self.stream.write_all(&self.frame).await;
-        if self.frame.capacity() > SEND_BUFFER_KEPT_BYTES_MAX {
-            self.frame = Vec::new();
-        }
-        match written {
-            Ok(()) => {
-                self.failure = None;
-                Ok(())
-            }
-            Err(error) => {
-                self.failure = Some(Failure::of(&error));
-                Err(error)
-            }
-        }
+        let frame = self.state.begin(payload)?;
+        let written = self.stream.write_all(frame).await;
+        self.state.finish(written)
     }
 
     async fn close(&mut self) -> io::Result<()> {
-        if self.closed {
+        if !self.state.close() {
             return Ok(());
         }
-        self.closed = true;
         // Shuts down the write direction: the peer reads what was sent, then end of stream.
         self.stream.close().await
     }
@@ -296,6 +196,7 @@ impl FrameSender for SmolFrameSender {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rivulet_core::limits::FRAME_BYTES_MAX;
 
     /// A connected pair: (the accepted side as a frame connection, the raw client stream).
     async fn raw_pair() -> (SmolConnection, TcpStream) {
