@@ -12,8 +12,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rivulet_core::time::Instant;
-use rivulet_node::net::framing::{FrameReadState, FrameWriteState};
-use rivulet_node::net::{FrameConnection, FrameListener, FrameReceiver, FrameSender, Runtime};
+use rivulet_node::net::framing::{FrameReadState, FrameWriteState, SplitConnection};
+use rivulet_node::net::{FrameListener, FrameReceiver, FrameSender, Runtime};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use turmoil::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use turmoil::net::{TcpListener, TcpStream};
@@ -92,15 +92,15 @@ impl TurmoilRuntime {
 
     fn connection(&self, stream: TcpStream) -> TurmoilConnection {
         let (read, write) = stream.into_split();
-        TurmoilConnection {
-            receiver: TurmoilFrameReceiver { stream: read, state: FrameReadState::default() },
-            sender: TurmoilFrameSender {
+        SplitConnection::from_halves(
+            TurmoilFrameReceiver { stream: read, state: FrameReadState::default() },
+            TurmoilFrameSender {
                 stream: write,
                 state: FrameWriteState::default(),
                 host: self.host.clone(),
                 trace: self.trace.clone(),
             },
-        }
+        )
     }
 }
 
@@ -155,35 +155,7 @@ impl FrameListener for TurmoilListener {
 }
 
 /// Frames both ways over one simulated TCP stream.
-pub struct TurmoilConnection {
-    receiver: TurmoilFrameReceiver,
-    sender: TurmoilFrameSender,
-}
-
-impl FrameSender for TurmoilConnection {
-    async fn send(&mut self, payload: &[u8]) -> io::Result<()> {
-        self.sender.send(payload).await
-    }
-
-    async fn close(&mut self) -> io::Result<()> {
-        self.sender.close().await
-    }
-}
-
-impl FrameReceiver for TurmoilConnection {
-    async fn recv(&mut self) -> io::Result<Option<Vec<u8>>> {
-        self.receiver.recv().await
-    }
-}
-
-impl FrameConnection for TurmoilConnection {
-    type Receiver = TurmoilFrameReceiver;
-    type Sender = TurmoilFrameSender;
-
-    fn into_split(self) -> (TurmoilFrameReceiver, TurmoilFrameSender) {
-        (self.receiver, self.sender)
-    }
-}
+pub type TurmoilConnection = SplitConnection<TurmoilFrameReceiver, TurmoilFrameSender>;
 
 /// The receiving half of a [`TurmoilConnection`]: the node's framing over turmoil's stream.
 pub struct TurmoilFrameReceiver {

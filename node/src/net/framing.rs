@@ -14,6 +14,8 @@ use std::io;
 use rivulet_core::limits::FRAME_BYTES_MAX;
 use rivulet_core::protocol::{FrameDecoder, FRAME_HEADER_BYTES};
 
+use super::seam::{FrameConnection, FrameReceiver, FrameSender};
+
 /// Bytes read from a stream at a time.
 const READ_CHUNK_BYTES: usize = 64 * 1024;
 
@@ -176,5 +178,43 @@ impl FrameWriteState {
     /// Marks the write direction closed; false if it already was (nothing to do).
     pub fn close(&mut self) -> bool {
         !std::mem::replace(&mut self.closed, true)
+    }
+}
+
+/// A connection made of an independent receiving and sending half: every runtime's connection.
+#[derive(Debug)]
+pub struct SplitConnection<R, S> {
+    receiver: R,
+    sender: S,
+}
+
+impl<R, S> SplitConnection<R, S> {
+    pub fn from_halves(receiver: R, sender: S) -> Self {
+        SplitConnection { receiver, sender }
+    }
+}
+
+impl<R: FrameReceiver, S: FrameSender> FrameSender for SplitConnection<R, S> {
+    async fn send(&mut self, payload: &[u8]) -> io::Result<()> {
+        self.sender.send(payload).await
+    }
+
+    async fn close(&mut self) -> io::Result<()> {
+        self.sender.close().await
+    }
+}
+
+impl<R: FrameReceiver, S: FrameSender> FrameReceiver for SplitConnection<R, S> {
+    async fn recv(&mut self) -> io::Result<Option<Vec<u8>>> {
+        self.receiver.recv().await
+    }
+}
+
+impl<R: FrameReceiver, S: FrameSender> FrameConnection for SplitConnection<R, S> {
+    type Receiver = R;
+    type Sender = S;
+
+    fn into_split(self) -> (R, S) {
+        (self.receiver, self.sender)
     }
 }

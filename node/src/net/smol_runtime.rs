@@ -15,8 +15,8 @@ use smol::net::{TcpListener, TcpStream};
 use smol::{Executor, Timer};
 use tracing::Instrument;
 
-use super::framing::{FrameReadState, FrameWriteState};
-use super::seam::{FrameConnection, FrameListener, FrameReceiver, FrameSender, Runtime};
+use super::framing::{FrameReadState, FrameWriteState, SplitConnection};
+use super::seam::{FrameListener, FrameReceiver, FrameSender, Runtime};
 
 /// The [`Runtime`] on smol: tasks on smol's global executor (or one given), timers from
 /// `async-io`, TCP with `TCP_NODELAY`.
@@ -96,46 +96,17 @@ impl FrameListener for SmolListener {
 }
 
 /// Frames both ways over one TCP stream.
-#[derive(Debug)]
-pub struct SmolConnection {
-    receiver: SmolFrameReceiver,
-    sender: SmolFrameSender,
-}
+pub type SmolConnection = SplitConnection<SmolFrameReceiver, SmolFrameSender>;
 
 impl SmolConnection {
     /// Wraps a connected stream, setting `TCP_NODELAY`: frames are whole messages, and a control
     /// message waiting for Nagle's timer is latency for nothing.
     pub fn new(stream: TcpStream) -> io::Result<Self> {
         stream.set_nodelay(true)?;
-        Ok(SmolConnection {
-            receiver: SmolFrameReceiver { stream: stream.clone(), state: FrameReadState::default() },
-            sender: SmolFrameSender { stream, state: FrameWriteState::default() },
-        })
-    }
-}
-
-impl FrameSender for SmolConnection {
-    async fn send(&mut self, payload: &[u8]) -> io::Result<()> {
-        self.sender.send(payload).await
-    }
-
-    async fn close(&mut self) -> io::Result<()> {
-        self.sender.close().await
-    }
-}
-
-impl FrameReceiver for SmolConnection {
-    async fn recv(&mut self) -> io::Result<Option<Vec<u8>>> {
-        self.receiver.recv().await
-    }
-}
-
-impl FrameConnection for SmolConnection {
-    type Receiver = SmolFrameReceiver;
-    type Sender = SmolFrameSender;
-
-    fn into_split(self) -> (SmolFrameReceiver, SmolFrameSender) {
-        (self.receiver, self.sender)
+        Ok(SplitConnection::from_halves(
+            SmolFrameReceiver { stream: stream.clone(), state: FrameReadState::default() },
+            SmolFrameSender { stream, state: FrameWriteState::default() },
+        ))
     }
 }
 
