@@ -35,15 +35,6 @@ impl Pane {
     pub fn accs(&self) -> &[AccColumn] {
         &self.accs
     }
-
-    /// Slots in use.
-    pub fn len(&self) -> usize {
-        self.key_ids.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.key_ids.is_empty()
-    }
 }
 
 #[derive(Debug)]
@@ -70,15 +61,6 @@ impl PaneStore {
             spare: None,
             last: 0,
         }
-    }
-
-    /// Open panes.
-    pub fn len(&self) -> usize {
-        self.panes.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.panes.is_empty()
     }
 
     /// The key ids of rows that `add` will place in a window (see [`KeyDictionary::ids_of_rows`]).
