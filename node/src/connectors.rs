@@ -15,6 +15,7 @@ use rivulet_core::formats::{check_csv_header, csv_header, decode_line, encode_ba
 use rivulet_core::graph::{
     BadLinePolicy, FileFormat, FileSinkConfig, FileSourceConfig, SinkConnector, SourceConnector,
 };
+use rivulet_core::ids::{AttemptId, JobId};
 use rivulet_core::limits::{BATCH_ROWS_MAX, INPUT_LINE_BYTES_MAX};
 use rivulet_core::time::Instant;
 use rivulet_core::types::Schema;
@@ -22,9 +23,16 @@ use rivulet_core::types::Schema;
 /// Connectors of the node: files and stdout here, the rest from [`BuiltinConnectors`].
 /// One instance serves one job: it holds the part files staged by its file sinks until the job
 /// ends ([`ConnectorFactory::end_job`]).
+///
+/// On a TaskManager, each attempt of a job gets its own instance
+/// ([`ConnectorFactory::for_attempt`]) whose staging files carry the job and attempt in their
+/// names, so attempts never write each other's files and each attempt's output is published or
+/// discarded as a whole.
 #[derive(Debug, Default)]
 pub struct NodeConnectors {
     staged: Arc<Mutex<Vec<StagedFile>>>,
+    /// `job-N.attempt-M` for an attempt's instance; part of every staging file's name.
+    attempt_tag: Option<String>,
 }
 
 /// A part file written and synced, waiting for the job to succeed.
@@ -43,6 +51,11 @@ fn text_format(format: FileFormat) -> TextFormat {
 }
 
 impl ConnectorFactory for NodeConnectors {
+    fn for_attempt(&self, job: JobId, attempt: AttemptId) -> Option<Box<dyn ConnectorFactory + Send>> {
+        let attempt_tag = Some(format!("{job}.{attempt}"));
+        Some(Box::new(NodeConnectors { staged: Arc::default(), attempt_tag }))
+    }
+
     fn end_job(&self, succeeded: bool) -> Result<(), String> {
         let staged = std::mem::take(&mut *self.staged.lock().map_err(|_| "a sink panicked")?);
         let mut first_error = None;
@@ -93,6 +106,7 @@ impl ConnectorFactory for NodeConnectors {
                 config,
                 input_schema.clone(),
                 subtask_index,
+                self.attempt_tag.as_deref(),
                 self.staged.clone(),
             )?)),
             other => {
@@ -315,13 +329,17 @@ impl FileSink {
         config: &FileSinkConfig,
         schema: Schema,
         index: u16,
+        attempt_tag: Option<&str>,
         staged: Arc<Mutex<Vec<StagedFile>>>,
     ) -> Result<FileSink, String> {
         let dir = Path::new(&config.path);
         fs::create_dir_all(dir)
             .map_err(|e| format!("sink `{name}`: cannot create {}: {e}", dir.display()))?;
         let ext = config.format.name();
-        let staging = dir.join(format!(".part-{index}.{ext}.inprogress"));
+        let staging = match attempt_tag {
+            Some(tag) => dir.join(format!(".part-{index}.{ext}.{tag}.inprogress")),
+            None => dir.join(format!(".part-{index}.{ext}.inprogress")),
+        };
         let target = dir.join(format!("part-{index}.{ext}"));
         let file = File::create(&staging)
             .map_err(|e| format!("sink `{name}`: cannot create {}: {e}", staging.display()))?;

@@ -6,6 +6,7 @@ pub mod generator;
 use crate::dataflow::operators::sink::{CountWriter, SinkWriter};
 use crate::dataflow::source::SourceReader;
 use crate::graph::{SinkConnector, SourceConnector};
+use crate::ids::{AttemptId, JobId};
 use crate::types::Schema;
 
 /// Makes the reader of one source split and the writer of one sink subtask. The node crate
@@ -23,6 +24,15 @@ pub trait ConnectorFactory {
     /// `succeeded`, and discard it otherwise, so a failed job publishes nothing.
     fn end_job(&self, _succeeded: bool) -> Result<(), String> {
         Ok(())
+    }
+
+    /// The factory for one attempt of one job on a TaskManager, when this factory keeps state
+    /// per job (as file sinks keep the output they staged): the TaskManager then makes every
+    /// subtask of that attempt with it and ends it with the job's outcome — published when the
+    /// JobManager says that attempt succeeded, discarded when the attempt is cancelled or another
+    /// attempt ended the job. `None` (the default) uses this factory itself for every attempt.
+    fn for_attempt(&self, _job: JobId, _attempt: AttemptId) -> Option<Box<dyn ConnectorFactory + Send>> {
+        None
     }
 
     /// `input_schema` is the schema of the records the sink receives.

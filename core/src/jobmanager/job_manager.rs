@@ -364,6 +364,13 @@ impl JobManager {
     fn end_job(&mut self, job: JobId, state: JobState, cause: Option<String>) {
         let entry = self.jobs.remove(&job).expect("a job ends once");
         let overview = overview(&entry);
+        // Every registered TaskManager hears the outcome, not only the current attempt's hosts:
+        // one that ran an earlier attempt may still hold that attempt's staged output.
+        let (attempt, succeeded) = (overview.status.attempt, state == JobState::Finished);
+        for tm in self.resources.task_manager_ids() {
+            let message = ToTaskManager::JobEnded { job, attempt, succeeded };
+            self.outbox.push_back(Output::ToTaskManager { tm, message });
+        }
         if self.finished.len() == self.config.finished_jobs_max {
             self.finished.pop_front();
         }

@@ -110,7 +110,15 @@ fn a_job_is_deployed_over_the_task_managers_and_finishes() {
         report(&mut jm, at(3), *tm, d, ExecutionState::Finished, None);
     }
     let out = drain(&mut jm);
-    assert_eq!(out, vec![Output::JobEnded { job, state: JobState::Finished, cause: None }]);
+    let ended = |tm| Output::ToTaskManager {
+        tm: TaskManagerId(tm),
+        message: ToTaskManager::JobEnded { job, attempt: AttemptId(0), succeeded: true },
+    };
+    assert_eq!(
+        out,
+        vec![ended(1), ended(2), Output::JobEnded { job, state: JobState::Finished, cause: None }],
+        "every TaskManager hears the outcome, then the driver"
+    );
     let overview = jm.job(job).unwrap();
     assert_eq!(overview.status.state, JobState::Finished);
     assert_eq!(overview.vertices[0].1.records_out, 200, "latest counters of the four subtasks");

@@ -292,6 +292,11 @@ impl ResourceManager {
     // ---------------------------------------------------------------- queries
 
     /// Every live TaskManager in id order, with its slots.
+    /// The registered TaskManagers' ids, in order.
+    pub fn task_manager_ids(&self) -> Vec<TaskManagerId> {
+        self.task_managers.keys().copied().collect()
+    }
+
     pub fn task_managers(&self) -> Vec<TaskManagerStatus> {
         self.task_managers.keys().map(|&id| self.task_manager(id).expect("a listed id")).collect()
     }

@@ -60,6 +60,13 @@ pub enum ToTaskManager {
         job: JobId,
         attempt: AttemptId,
     },
+    /// The job has ended; sent to every registered TaskManager. Output staged by `attempt` is
+    /// published if `succeeded`; output staged by any other attempt of the job is discarded.
+    JobEnded {
+        job: JobId,
+        attempt: AttemptId,
+        succeeded: bool,
+    },
 }
 
 /// Everything a TaskManager needs to run a subtask. The job travels as its job file's text: the
@@ -155,6 +162,7 @@ mod tests {
             }],
         }));
         round_trip(&ToTaskManager::CancelAttempt { job, attempt });
+        round_trip(&ToTaskManager::JobEnded { job, attempt, succeeded: true });
         let batch = Batch::new(vec![Column::Int(vec![1, 2, 3])]);
         round_trip(&DataMessage::Element {
             job,

@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
+use crate::connectors::ConnectorFactory;
 use crate::dataflow::credit::{CreditReceiver, CreditSender};
 use crate::dataflow::element::Element;
 use crate::dataflow::plan::ExecutionPlan;
@@ -152,4 +153,7 @@ pub(super) struct AttemptRun {
     /// Subtasks that ran here and reached a final state.
     pub ended: BTreeSet<u32>,
     pub canceled: bool,
+    /// The connectors of this attempt, when the factory keeps state per attempt (staged sink
+    /// output): ended with the job's outcome, or discarded with the attempt.
+    pub connectors: Option<Box<dyn ConnectorFactory + Send>>,
 }

@@ -75,6 +75,14 @@ pub enum Output {
         address: String,
         message: DataMessage,
     },
+    /// Publishing (`published`) or discarding the output an attempt's sinks staged failed: the
+    /// driver reports it (the job's outcome does not change any more).
+    EndJobFailed {
+        job: JobId,
+        attempt: AttemptId,
+        published: bool,
+        error: String,
+    },
 }
 
 /// Where the TaskManager stands with the JobManager.

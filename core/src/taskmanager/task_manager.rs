@@ -132,6 +132,42 @@ impl TaskManager {
                 }
                 self.cancel_attempt(job, attempt, true);
             }
+            ToTaskManager::JobEnded { job, attempt, succeeded } => {
+                if !matches!(self.registration, RegistrationStatus::Registered { .. }) {
+                    self.counters.messages_refused += 1;
+                    return;
+                }
+                self.job_ended(job, attempt, succeeded);
+            }
+        }
+    }
+
+    /// Publishes the output `attempt` staged here if the job `succeeded`, and discards the output
+    /// of the job's other attempts. Subtasks of the job still running (which a correct JobManager
+    /// never leaves) are cancelled first.
+    fn job_ended(&mut self, job: JobId, attempt: AttemptId, succeeded: bool) {
+        let attempts: Vec<AttemptId> = self
+            .attempts
+            .range((job, AttemptId(0))..)
+            .take_while(|(k, _)| k.0 == job)
+            .map(|(k, _)| k.1)
+            .collect();
+        for a in attempts {
+            if !self.attempts[&(job, a)].subtasks.is_empty() {
+                self.cancel_attempt(job, a, false);
+            }
+            self.end_output(job, a, succeeded && a == attempt);
+        }
+    }
+
+    /// Ends the attempt's staged output: published or discarded. Once only: the connectors go.
+    pub(super) fn end_output(&mut self, job: JobId, attempt: AttemptId, publish: bool) {
+        let Some(connectors) = self.attempts.get_mut(&(job, attempt)).and_then(|r| r.connectors.take())
+        else {
+            return;
+        };
+        if let Err(error) = connectors.end_job(publish) {
+            self.outputs.push_back(Output::EndJobFailed { job, attempt, published: publish, error });
         }
     }
 
@@ -206,6 +242,9 @@ impl TaskManager {
             record.producers = Some(parsed.producers());
             record.job = Some(parsed);
         }
+        if record.connectors.is_none() {
+            record.connectors = self.connectors.for_attempt(d.job, d.attempt);
+        }
         let job = record.job.as_ref().expect("parsed above");
         let producers = record.producers.as_ref().expect("set with the job");
         let count = job.plan.subtasks.len();
@@ -246,7 +285,8 @@ impl TaskManager {
                 senders.insert((target.subtask.0, target.channel), RemoteOutput { sender, consumer: peer });
             }
         }
-        let subtask = Subtask::new(&job.graph, &job.plan, SubtaskId(d.subtask), &*self.connectors)
+        let connectors = record.connectors.as_deref().unwrap_or(&*self.connectors);
+        let subtask = Subtask::new(&job.graph, &job.plan, SubtaskId(d.subtask), connectors)
             .map_err(DeployError::Instantiate)?;
         let run = SubtaskRun {
             subtask,
@@ -300,6 +340,7 @@ impl TaskManager {
             }
         }
         self.pending_credits.retain(|&(j, a, _, _), _| (j, a) != (job, attempt));
+        self.end_output(job, attempt, false);
         self.forget_old_attempts();
     }
 
@@ -325,6 +366,8 @@ impl TaskManager {
             self.attempts.iter().filter(|(_, a)| a.subtasks.is_empty()).map(|(&k, _)| k).collect();
         let excess = idle.len().saturating_sub(TASK_MANAGER_ATTEMPTS_KEPT_MAX);
         for key in idle.into_iter().take(excess) {
+            // Output the JobManager never ended: the job can no longer publish it from here.
+            self.end_output(key.0, key.1, false);
             self.attempts.remove(&key);
             self.pending_credits.retain(|&(j, a, _, _), _| (j, a) != key);
         }

@@ -256,6 +256,7 @@ impl Pair {
                         assert_eq!(address, format!("tm-{}:6124", to.0));
                         self.links.entry((i, j)).or_default().push_back(message);
                     }
+                    Output::EndJobFailed { .. } => {}
                 }
             }
         }
@@ -588,4 +589,104 @@ fn losing_a_peer_fails_every_subtask_with_a_channel_to_or_from_it() {
     assert_eq!(pair.tms[0].run(T0, 100), 0);
     assert!(drain(&mut pair.tms[0]).is_empty());
     pair.check();
+}
+
+/// A factory that keeps state per attempt and records how each attempt's output ended.
+#[derive(Clone, Default)]
+struct StagingConnectors {
+    attempt: Option<(JobId, AttemptId)>,
+    ended: std::sync::Arc<std::sync::Mutex<Vec<(JobId, AttemptId, bool)>>>,
+}
+
+impl crate::connectors::ConnectorFactory for StagingConnectors {
+    fn source_reader(
+        &self,
+        connector: &crate::graph::SourceConnector,
+        vertex_name: &str,
+        subtask_index: u16,
+        parallelism: u16,
+    ) -> Result<Box<dyn crate::dataflow::source::SourceReader>, String> {
+        BuiltinConnectors.source_reader(connector, vertex_name, subtask_index, parallelism)
+    }
+
+    fn sink_writer(
+        &self,
+        connector: &crate::graph::SinkConnector,
+        vertex_name: &str,
+        input_schema: &crate::types::Schema,
+        subtask_index: u16,
+        parallelism: u16,
+    ) -> Result<Box<dyn crate::dataflow::operators::sink::SinkWriter>, String> {
+        assert!(self.attempt.is_some(), "sinks are made by the attempt's own factory");
+        BuiltinConnectors.sink_writer(connector, vertex_name, input_schema, subtask_index, parallelism)
+    }
+
+    fn end_job(&self, succeeded: bool) -> Result<(), String> {
+        let (job, attempt) = self.attempt.expect("only an attempt's factory is ended");
+        self.ended.lock().expect("no panics while held").push((job, attempt, succeeded));
+        Ok(())
+    }
+
+    fn for_attempt(
+        &self,
+        job: JobId,
+        attempt: AttemptId,
+    ) -> Option<Box<dyn crate::connectors::ConnectorFactory + Send>> {
+        Some(Box::new(StagingConnectors { attempt: Some((job, attempt)), ended: self.ended.clone() }))
+    }
+}
+
+#[test]
+fn staged_output_is_published_for_the_ending_attempt_and_discarded_for_others() {
+    let connectors = StagingConnectors::default();
+    let ended = connectors.ended.clone();
+    let mut tm = TaskManager::new(config(1, 4, CreditConfig::DEFAULT), Box::new(connectors));
+    tm.handle_job_manager_connected(T0);
+    tm.handle_job_manager_message(T0, ToTaskManager::Registered { heartbeat_interval_ms: 1000 });
+    drain(&mut tm);
+    // Attempt 0 starts and is cancelled: its output is discarded at once.
+    for d in deployments(&[1, 1, 1, 1]) {
+        tm.handle_job_manager_message(T0, ToTaskManager::Deploy(d));
+    }
+    tm.handle_job_manager_message(T0, ToTaskManager::CancelAttempt { job: JOB_ID, attempt: ATTEMPT });
+    tm.assert_invariants();
+    assert_eq!(ended.lock().unwrap().as_slice(), &[(JOB_ID, ATTEMPT, false)]);
+    // Attempt 1 runs to the end; nothing is published before the JobManager says the job ended.
+    let next = AttemptId(1);
+    for mut d in deployments(&[1, 1, 1, 1]) {
+        d.attempt = next;
+        tm.handle_job_manager_message(T0, ToTaskManager::Deploy(d));
+    }
+    while tm.run(T0, 16) > 0 {}
+    drain(&mut tm);
+    assert_eq!(ended.lock().unwrap().len(), 1, "finished, not yet published");
+    let end = ToTaskManager::JobEnded { job: JOB_ID, attempt: next, succeeded: true };
+    tm.handle_job_manager_message(T0, end.clone());
+    tm.assert_invariants();
+    assert_eq!(ended.lock().unwrap().as_slice(), &[(JOB_ID, ATTEMPT, false), (JOB_ID, next, true)]);
+    // A repeated end changes nothing: each attempt's output ends once.
+    tm.handle_job_manager_message(T0, end);
+    assert_eq!(ended.lock().unwrap().len(), 2);
+    assert_eq!(tm.poll_output(), None);
+}
+
+#[test]
+fn a_job_that_ended_while_its_subtasks_run_here_cancels_them_and_publishes_nothing() {
+    let connectors = StagingConnectors::default();
+    let ended = connectors.ended.clone();
+    let mut tm = TaskManager::new(config(1, 4, CreditConfig::DEFAULT), Box::new(connectors));
+    tm.handle_job_manager_connected(T0);
+    tm.handle_job_manager_message(T0, ToTaskManager::Registered { heartbeat_interval_ms: 1000 });
+    for d in deployments(&[1, 1, 1, 1]) {
+        tm.handle_job_manager_message(T0, ToTaskManager::Deploy(d));
+    }
+    drain(&mut tm);
+    tm.handle_job_manager_message(
+        T0,
+        ToTaskManager::JobEnded { job: JOB_ID, attempt: ATTEMPT, succeeded: false },
+    );
+    tm.assert_invariants();
+    assert!(tm.subtasks().is_empty());
+    assert!(tm.slots().iter().all(|s| s.occupant.is_none()));
+    assert_eq!(ended.lock().unwrap().as_slice(), &[(JOB_ID, ATTEMPT, false)]);
 }

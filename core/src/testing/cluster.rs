@@ -162,6 +162,9 @@ impl InMemoryCluster {
                     taskmanager::Output::ToTaskManager { to, message, .. } => {
                         self.data.entry((id, to)).or_default().push_back(message)
                     }
+                    taskmanager::Output::EndJobFailed { job, attempt, error, .. } => {
+                        panic!("{id}: ending the output of {job}/{attempt} failed: {error}")
+                    }
                 }
             }
         }

@@ -305,6 +305,10 @@ impl<R: Runtime> Node<R> {
                         writer.close();
                     }
                 }
+                Output::EndJobFailed { job, attempt, published, error } => {
+                    let what = if published { "publish" } else { "discard" };
+                    tracing::error!(%job, %attempt, %error, "cannot {what} the output the job's sinks staged");
+                }
                 Output::ToTaskManager { to, address, message } => {
                     let link = self.links.entry(to).or_insert_with(|| {
                         let generation = self.next_link_generation;
