@@ -1,60 +1,96 @@
 //! The cluster commands of the `rivulet` binary: `jobmanager`, `taskmanager` and the client
-//! commands `submit`, `list`, `status`, `cancel`, `taskmanagers`.
+//! commands `submit`, `list`, `status`, `cancel`, `taskmanagers`, which use the JobManager's REST
+//! API (`docs/rest.md`).
 //!
-//! Exit codes: 0 done; 1 failed (no JobManager, a broken connection, a node that stopped);
-//! 2 bad input (a job file the JobManager refused, an unknown or malformed job id).
+//! Exit codes: 0 done; 1 failed (no JobManager, a broken connection, a node that stopped, an
+//! answer that makes no sense); 2 bad input (a bad setting or config file, a job file the
+//! JobManager refused, an unknown or malformed job id).
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::Path;
 use std::process::ExitCode;
 
-use rivulet_core::ids::{ClusterId, JobId, TaskManagerId};
+use hyper::Method;
+use rivulet_core::ids::TaskManagerId;
 use rivulet_core::limits::JOB_FILE_BYTES_MAX;
-use rivulet_core::protocol::client::{ClientRequest, ClientResponse, JobInfo};
-use rivulet_node::cluster::client::Client;
 use rivulet_node::cluster::{run_job_manager, run_task_manager, JobManagerNodeConfig, TaskManagerNodeConfig};
-use rivulet_node::net::{SmolRuntime, HANDSHAKE_TIMEOUT_DEFAULT};
+use rivulet_node::config::{DataDir, JobManagerArgs, TaskManagerArgs};
+use rivulet_node::net::{Runtime, SmolRuntime, HANDSHAKE_TIMEOUT_DEFAULT};
+use rivulet_node::rest::api::{parse_job_id, JobDetails, JobList, JobRef, TaskManagerList};
+use rivulet_node::rest::client::Reply;
+use rivulet_node::rest::server::RestServer;
+use serde::de::DeserializeOwned;
 
 const BAD_INPUT: u8 = 2;
 
-pub fn job_manager(listen: String, cluster: ClusterId) -> ExitCode {
-    let config = JobManagerNodeConfig::new(listen, cluster);
-    let result = smol::block_on(run_job_manager(SmolRuntime::new(), config, |address| {
-        // The first line of standard output, for scripts and tests that listen on port 0.
-        println!("listening on {address}");
-        let _ = std::io::stdout().flush();
-    }));
+pub fn job_manager(args: &JobManagerArgs) -> ExitCode {
+    let settings = match args.resolve() {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(BAD_INPUT);
+        }
+    };
+    // Held until the process ends: two JobManagers never share a data directory.
+    let _data_dir = match settings.data_dir.as_deref().map(DataDir::lock).transpose() {
+        Ok(data_dir) => data_dir,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut config = JobManagerNodeConfig::new(settings.listen, settings.cluster);
+    config.job_manager.resource_manager = settings.resource_manager;
+    let rt = SmolRuntime::new();
+    let result = smol::block_on(async {
+        let rest = match &settings.rest_listen {
+            Some(address) => Some(
+                RestServer::bind(address)
+                    .await
+                    .map_err(|e| format!("cannot serve the REST API on {address}: {e}"))?,
+            ),
+            None => None,
+        };
+        run_job_manager(rt.clone(), config, |ready| {
+            // The first line of standard output, for scripts and tests that listen on port 0.
+            println!("listening on {}", ready.address);
+            if let Some(rest) = rest {
+                println!("rest on {}", rest.local_address());
+                rt.spawn("rest", rest.serve(rt.clone(), ready.handle));
+            }
+            let _ = std::io::stdout().flush();
+        })
+        .await
+        .map_err(|e| format!("the JobManager stopped: {e}"))
+    });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: the JobManager stopped: {error}");
+            eprintln!("error: {error}");
             ExitCode::FAILURE
         }
     }
 }
 
-pub struct TaskManagerArgs {
-    pub job_manager: String,
-    pub data_listen: String,
-    pub data_advertise: Option<String>,
-    pub slots: u16,
-    pub labels: Vec<(String, String)>,
-    pub id: Option<u64>,
-    pub cluster: ClusterId,
-}
-
-pub fn task_manager(args: TaskManagerArgs) -> ExitCode {
-    let id = TaskManagerId(args.id.unwrap_or_else(|| default_id(&args.data_listen, std::process::id())));
+pub fn task_manager(args: &TaskManagerArgs) -> ExitCode {
+    let settings = match args.resolve() {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(BAD_INPUT);
+        }
+    };
+    let id =
+        settings.id.unwrap_or_else(|| TaskManagerId(default_id(&settings.data_listen, std::process::id())));
     let config = TaskManagerNodeConfig {
-        job_manager: args.job_manager,
-        data_listen: args.data_listen,
-        data_advertise_host: args.data_advertise,
+        job_manager: settings.job_manager,
+        data_listen: settings.data_listen,
+        data_advertise_host: settings.data_advertise,
         id,
-        slots: args.slots,
-        labels: args.labels.into_iter().collect::<BTreeMap<_, _>>(),
-        cluster: args.cluster,
+        slots: settings.slots,
+        labels: settings.labels,
+        cluster: settings.cluster,
         handshake_timeout: HANDSHAKE_TIMEOUT_DEFAULT,
     };
     match smol::block_on(run_task_manager(SmolRuntime::new(), config)) {
@@ -76,25 +112,32 @@ fn default_id(data_listen: &str, pid: u32) -> u64 {
     (hash & 0x7fff_ffff).max(1)
 }
 
-/// Sends one request; the response, or the exit code of a failure (already reported).
-fn request(address: &str, cluster: ClusterId, request: ClientRequest) -> Result<ClientResponse, ExitCode> {
-    let rt = SmolRuntime::new();
-    smol::block_on(async {
-        let mut client = Client::connect(&rt, address, cluster, HANDSHAKE_TIMEOUT_DEFAULT).await?;
-        client.request(&request).await
-    })
-    .map_err(|error| {
+/// One exchange with the REST API at `rest`; the answer whatever its status, or the exit code of
+/// a failure (already reported).
+fn request(rest: &str, method: Method, path: &str, body: Vec<u8>) -> Result<Reply, ExitCode> {
+    // `http://host:port/` as a browser shows it means `host:port` too.
+    let address = rest.strip_prefix("http://").unwrap_or(rest).trim_end_matches('/');
+    smol::block_on(rivulet_node::rest::client::request(address, method, path, body)).map_err(|error| {
         eprintln!("error: {error}");
         ExitCode::FAILURE
     })
 }
 
-fn unexpected(response: &ClientResponse) -> ExitCode {
-    eprintln!("error: unexpected response from the JobManager: {response:?}");
+/// The answer's JSON document, or the exit code of a failure (already reported).
+fn document<T: DeserializeOwned>(reply: &Reply) -> Result<T, ExitCode> {
+    reply.json().map_err(|error| {
+        eprintln!("error: {error}");
+        ExitCode::FAILURE
+    })
+}
+
+/// An answer the command has no meaning for: a failure.
+fn unexpected(reply: &Reply) -> ExitCode {
+    eprintln!("error: the JobManager answered {}: {}", reply.status, reply.error_message());
     ExitCode::FAILURE
 }
 
-pub fn submit(address: &str, cluster: ClusterId, path: &Path, parallelism: Option<u16>) -> ExitCode {
+pub fn submit(rest: &str, path: &Path, parallelism: Option<u16>) -> ExitCode {
     let shown = path.display();
     let job_file = match std::fs::metadata(path).and_then(|m| {
         if m.len() > JOB_FILE_BYTES_MAX as u64 {
@@ -112,73 +155,85 @@ pub fn submit(address: &str, cluster: ClusterId, path: &Path, parallelism: Optio
             return ExitCode::from(BAD_INPUT);
         }
     };
-    match request(address, cluster, ClientRequest::Submit { job_file, parallelism }) {
-        Ok(ClientResponse::Submitted { job }) => {
-            println!("{job}");
-            ExitCode::SUCCESS
-        }
-        Ok(ClientResponse::SubmitRefused { error }) => {
-            eprintln!("error: {shown}: {error}");
+    let target = match parallelism {
+        Some(p) => format!("/jobs?parallelism={p}"),
+        None => "/jobs".to_owned(),
+    };
+    let reply = match request(rest, Method::POST, &target, job_file.into_bytes()) {
+        Ok(reply) => reply,
+        Err(code) => return code,
+    };
+    match reply.status {
+        200 | 201 => match document::<JobRef>(&reply) {
+            Ok(job) => {
+                println!("{}", job.id);
+                ExitCode::SUCCESS
+            }
+            Err(code) => code,
+        },
+        400 | 413 => {
+            eprintln!("error: {shown}: {}", reply.error_message());
             ExitCode::from(BAD_INPUT)
         }
-        Ok(other) => unexpected(&other),
-        Err(code) => code,
+        _ => unexpected(&reply),
     }
 }
 
-pub fn list(address: &str, cluster: ClusterId) -> ExitCode {
-    match request(address, cluster, ClientRequest::ListJobs) {
-        Ok(ClientResponse::Jobs { jobs }) => {
-            println!("{:<10} {:<11} {:>7} {:>8}  name", "job", "state", "attempt", "failures");
-            for job in jobs {
-                println!(
-                    "{:<10} {:<11} {:>7} {:>8}  {}",
-                    job.job.to_string(),
-                    job.state,
-                    job.attempt,
-                    job.failures,
-                    job.name
-                );
-            }
-            ExitCode::SUCCESS
-        }
-        Ok(other) => unexpected(&other),
-        Err(code) => code,
+pub fn list(rest: &str) -> ExitCode {
+    let reply = match request(rest, Method::GET, "/jobs", Vec::new()) {
+        Ok(reply) if reply.status == 200 => reply,
+        Ok(reply) => return unexpected(&reply),
+        Err(code) => return code,
+    };
+    let list = match document::<JobList>(&reply) {
+        Ok(list) => list,
+        Err(code) => return code,
+    };
+    println!("{:<10} {:<11} {:>7} {:>8}  name", "job", "state", "attempt", "failures");
+    for job in list.jobs {
+        println!("{:<10} {:<11} {:>7} {:>8}  {}", job.id, job.state, job.attempt, job.failures, job.name);
     }
+    ExitCode::SUCCESS
 }
 
-/// `3` or `job-3`.
-fn parse_job_id(text: &str) -> Result<JobId, ExitCode> {
-    text.strip_prefix("job-").unwrap_or(text).parse().map(JobId).map_err(|_| {
+/// `3` or `job-3`, as the job's path segment (`job-3`).
+fn job_segment(text: &str) -> Result<String, ExitCode> {
+    parse_job_id(text).map(|job| job.to_string()).ok_or_else(|| {
         eprintln!("error: {text:?} is not a job id (expected a number such as 3 or job-3)");
         ExitCode::from(BAD_INPUT)
     })
 }
 
-pub fn status(address: &str, cluster: ClusterId, job: &str) -> ExitCode {
-    let job = match parse_job_id(job) {
+pub fn status(rest: &str, job: &str) -> ExitCode {
+    let job = match job_segment(job) {
         Ok(job) => job,
         Err(code) => return code,
     };
-    match request(address, cluster, ClientRequest::JobStatus { job }) {
-        Ok(ClientResponse::Job { job }) => {
-            print!("{}", describe(&job));
-            ExitCode::SUCCESS
-        }
-        Ok(ClientResponse::UnknownJob { job }) => {
+    let reply = match request(rest, Method::GET, &format!("/jobs/{job}"), Vec::new()) {
+        Ok(reply) => reply,
+        Err(code) => return code,
+    };
+    match reply.status {
+        200 => match document::<JobDetails>(&reply) {
+            Ok(details) => {
+                print!("{}", describe(&details));
+                ExitCode::SUCCESS
+            }
+            Err(code) => code,
+        },
+        404 => {
             eprintln!("error: the JobManager knows no {job}");
             ExitCode::from(BAD_INPUT)
         }
-        Ok(other) => unexpected(&other),
-        Err(code) => code,
+        _ => unexpected(&reply),
     }
 }
 
 /// A job's status as `rivulet status` prints it. The first line is `job-N STATE`, so scripts can
 /// wait for a state with `head -1`.
-fn describe(job: &JobInfo) -> String {
+fn describe(job: &JobDetails) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "{} {}", job.job, job.state);
+    let _ = writeln!(out, "{} {}", job.id, job.state);
     let _ = writeln!(out, "  name:     {}", job.name);
     let _ = writeln!(out, "  attempt:  {}", job.attempt);
     let _ = writeln!(out, "  failures: {}", job.failures);
@@ -186,58 +241,65 @@ fn describe(job: &JobInfo) -> String {
         let _ = writeln!(out, "  last failure: {cause}");
     }
     let _ = writeln!(out, "  {:<20} {:>15} {:>15} {:>10}", "vertex", "records in", "records out", "late");
-    for (name, m) in &job.vertices {
-        let late = m.late_records_dropped + m.late_records_routed;
-        let _ = writeln!(out, "  {:<20} {:>15} {:>15} {:>10}", name, m.records_in, m.records_out, late);
+    for v in &job.vertices {
+        let late = v.late_records_dropped + v.late_records_routed;
+        let _ = writeln!(out, "  {:<20} {:>15} {:>15} {:>10}", v.name, v.records_in, v.records_out, late);
     }
     let _ = writeln!(out, "  {:<24} {:<10} taskmanager", "subtask", "state");
     for t in &job.subtasks {
-        let subtask = format!("{} ({}/{})", t.name, t.index + 1, t.parallelism);
-        let tm = t.task_manager.map_or_else(|| "-".to_owned(), |tm| tm.to_string());
-        let _ = writeln!(out, "  {:<24} {:<10} {}", subtask, format!("{:?}", t.state).to_lowercase(), tm);
+        let subtask = format!("{} ({}/{})", t.name, u32::from(t.index) + 1, t.parallelism);
+        let _ =
+            writeln!(out, "  {:<24} {:<10} {}", subtask, t.state, t.taskmanager.as_deref().unwrap_or("-"));
     }
     out
 }
 
-pub fn cancel(address: &str, cluster: ClusterId, job: &str) -> ExitCode {
-    let job = match parse_job_id(job) {
+pub fn cancel(rest: &str, job: &str) -> ExitCode {
+    let job = match job_segment(job) {
         Ok(job) => job,
         Err(code) => return code,
     };
-    match request(address, cluster, ClientRequest::Cancel { job }) {
-        Ok(ClientResponse::CancelRequested { job }) => {
+    let reply = match request(rest, Method::POST, &format!("/jobs/{job}/cancel"), Vec::new()) {
+        Ok(reply) => reply,
+        Err(code) => return code,
+    };
+    match reply.status {
+        200 | 202 => {
             println!("cancelling {job}");
             ExitCode::SUCCESS
         }
-        Ok(ClientResponse::UnknownJob { job }) => {
+        // 404: never submitted (or forgotten); 409: already ended.
+        404 | 409 => {
             eprintln!("error: the JobManager knows no running {job}");
             ExitCode::from(BAD_INPUT)
         }
-        Ok(other) => unexpected(&other),
-        Err(code) => code,
+        _ => unexpected(&reply),
     }
 }
 
-pub fn task_managers(address: &str, cluster: ClusterId) -> ExitCode {
-    match request(address, cluster, ClientRequest::TaskManagers) {
-        Ok(ClientResponse::TaskManagers { task_managers }) => {
-            println!("{:<14} {:<22} {:>5} {:>5}  labels", "taskmanager", "data address", "slots", "free");
-            for tm in task_managers {
-                let labels: Vec<String> = tm.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
-                println!(
-                    "{:<14} {:<22} {:>5} {:>5}  {}",
-                    tm.id.to_string(),
-                    tm.address,
-                    tm.slots,
-                    tm.free_slots,
-                    labels.join(",")
-                );
-            }
-            ExitCode::SUCCESS
-        }
-        Ok(other) => unexpected(&other),
-        Err(code) => code,
+pub fn task_managers(rest: &str) -> ExitCode {
+    let reply = match request(rest, Method::GET, "/taskmanagers", Vec::new()) {
+        Ok(reply) if reply.status == 200 => reply,
+        Ok(reply) => return unexpected(&reply),
+        Err(code) => return code,
+    };
+    let list = match document::<TaskManagerList>(&reply) {
+        Ok(list) => list,
+        Err(code) => return code,
+    };
+    println!("{:<14} {:<22} {:>5} {:>5}  labels", "taskmanager", "data address", "slots", "free");
+    for tm in list.taskmanagers {
+        let labels: Vec<String> = tm.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        println!(
+            "{:<14} {:<22} {:>5} {:>5}  {}",
+            tm.id,
+            tm.address,
+            tm.slots,
+            tm.free_slots,
+            labels.join(",")
+        );
     }
+    ExitCode::SUCCESS
 }
 
 #[cfg(test)]
@@ -253,9 +315,10 @@ mod tests {
     }
 
     #[test]
-    fn job_ids_parse_with_or_without_prefix() {
-        assert_eq!(parse_job_id("3").ok(), Some(JobId(3)));
-        assert_eq!(parse_job_id("job-3").ok(), Some(JobId(3)));
-        assert!(parse_job_id("x").is_err());
+    fn job_ids_become_path_segments() {
+        assert_eq!(job_segment("3").ok().as_deref(), Some("job-3"));
+        assert_eq!(job_segment("job-3").ok().as_deref(), Some("job-3"));
+        assert!(job_segment("x").is_err());
+        assert!(job_segment("3/cancel").is_err());
     }
 }

@@ -1,6 +1,8 @@
 //! The Rivulet node: drives the deterministic core with threads, a clock, files and signals.
 //!
 //! - [`cluster`] puts the JobManager and TaskManager roles on TCP (`rivulet jobmanager`, `taskmanager`, the client commands);
+//! - [`rest`] is the JobManager's REST API (JSON over HTTP) and the client the CLI uses it with;
+//! - [`config`] gathers a node's settings from flags, environment variables and a TOML file;
 //! - [`runner`] runs a job on an embedded mini-cluster inside one process (`rivulet run`);
 //! - [`net`] is the network layer: the runtime seam, smol over TCP, the connection handshake;
 //! - [`connectors`] supplies the I/O connectors (files, stdout) the core cannot have;
@@ -8,7 +10,10 @@
 
 pub mod alignment;
 pub mod cluster;
+pub mod config;
 pub mod connectors;
+pub mod local_cluster;
 pub mod net;
 pub mod progress;
+pub mod rest;
 pub mod runner;

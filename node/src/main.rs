@@ -9,12 +9,13 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use rivulet_core::graph::{JobGraph, SourceConnector, VertexKind};
-use rivulet_core::ids::ClusterId;
 use rivulet_core::jobfile::{parse_job, ParseOptions};
 use rivulet_core::limits::{JOB_FILE_BYTES_MAX, PARALLELISM_MAX};
-use rivulet_node::connectors::{list_input_files, NodeConnectors};
+use rivulet_node::config::{JobManagerArgs, TaskManagerArgs};
+use rivulet_node::connectors::list_input_files;
+use rivulet_node::local_cluster::{run_on_local_cluster, RunOptions};
 use rivulet_node::progress::{summary, Progress, ProgressMode};
-use rivulet_node::runner::{run_job, RunOptions};
+use rivulet_node::rest::REST_LISTEN_DEFAULT;
 
 #[derive(Parser)]
 #[command(name = "rivulet", version, about = "A lightweight stream and batch processing cluster")]
@@ -26,15 +27,12 @@ struct Cli {
     command: Command,
 }
 
-/// Where the client commands find the JobManager.
+/// Where the client commands find the JobManager's REST API.
 #[derive(clap::Args)]
 struct ClientArgs {
-    /// The JobManager's address.
-    #[arg(long = "jobmanager", env = "RIVULET_JOBMANAGER", default_value = "127.0.0.1:6123")]
-    job_manager: String,
-    /// The cluster id; the JobManager refuses clients of another cluster.
-    #[arg(long, env = "RIVULET_CLUSTER", default_value_t = 0)]
-    cluster: u64,
+    /// The JobManager's REST API (`rivulet jobmanager --rest-listen`).
+    #[arg(long, env = "RIVULET_REST", value_name = "HOST:PORT", default_value = REST_LISTEN_DEFAULT)]
+    rest: String,
 }
 
 #[derive(Subcommand)]
@@ -59,44 +57,18 @@ enum Command {
         #[arg(short, long, value_parser = clap::value_parser!(u16).range(1..=i64::from(PARALLELISM_MAX)))]
         parallelism: Option<u16>,
     },
-    /// Run a JobManager: accepts TaskManagers and clients, schedules and supervises jobs.
-    /// Prints `listening on HOST:PORT` as its first line of standard output.
-    Jobmanager {
-        /// Where to listen for TaskManagers and clients (port 0 picks a free one).
-        #[arg(long, env = "RIVULET_LISTEN", default_value = "0.0.0.0:6123")]
-        listen: String,
-        /// The cluster id; nodes of different clusters refuse each other.
-        #[arg(long, env = "RIVULET_CLUSTER", default_value_t = 0)]
-        cluster: u64,
-    },
+    /// Run a JobManager: accepts TaskManagers and clients, schedules and supervises jobs, serves
+    /// the REST API. Prints `listening on HOST:PORT` as its first line of standard output, then
+    /// `rest on HOST:PORT` when it serves the REST API.
+    ///
+    /// Each setting comes from its flag, else its environment variable, else the --config file,
+    /// else its default.
+    Jobmanager(JobManagerArgs),
     /// Run a TaskManager: offers task slots to the JobManager and runs subtasks in them.
-    Taskmanager {
-        /// The JobManager's address.
-        #[arg(long = "jobmanager", env = "RIVULET_JOBMANAGER", default_value = "127.0.0.1:6123")]
-        job_manager: String,
-        /// Where to listen for data connections from other TaskManagers (port 0 picks a free one).
-        #[arg(long, env = "RIVULET_DATA_LISTEN", default_value = "0.0.0.0:0")]
-        data_listen: String,
-        /// The host other TaskManagers reach this one at (default: the listening host, or
-        /// 127.0.0.1 when listening on all interfaces).
-        #[arg(long, env = "RIVULET_DATA_ADVERTISE")]
-        data_advertise: Option<String>,
-        /// Task slots offered: how many subtasks run here at once.
-        #[arg(long, env = "RIVULET_SLOTS", default_value_t = 1,
-              value_parser = clap::value_parser!(u16).range(1..=1024))]
-        slots: u16,
-        /// A placement label `KEY=VALUE` (repeatable), e.g. `--label site=plant-3`.
-        #[arg(long = "label", value_parser = parse_label)]
-        labels: Vec<(String, String)>,
-        /// This TaskManager's id, unique in the cluster. Default: derived from the data port and
-        /// the process id, so two TaskManagers on one host differ; give one explicitly so that
-        /// a restarted TaskManager keeps its id.
-        #[arg(long, env = "RIVULET_TM_ID")]
-        id: Option<u64>,
-        /// The cluster id; nodes of different clusters refuse each other.
-        #[arg(long, env = "RIVULET_CLUSTER", default_value_t = 0)]
-        cluster: u64,
-    },
+    ///
+    /// Each setting comes from its flag, else its environment variable, else the --config file,
+    /// else its default.
+    Taskmanager(TaskManagerArgs),
     /// Submit a job file to a running JobManager; prints the job id.
     Submit {
         /// The job file (TOML).
@@ -144,33 +116,15 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_level.as_deref());
     match cli.command {
-        Command::Jobmanager { listen, cluster } => cluster_cli::job_manager(listen, ClusterId(cluster)),
-        Command::Taskmanager { job_manager, data_listen, data_advertise, slots, labels, id, cluster } => {
-            cluster_cli::task_manager(cluster_cli::TaskManagerArgs {
-                job_manager,
-                data_listen,
-                data_advertise,
-                slots,
-                labels,
-                id,
-                cluster: ClusterId(cluster),
-            })
-        }
-        Command::Submit { job, parallelism, client } => {
-            cluster_cli::submit(&client.job_manager, ClusterId(client.cluster), &job, parallelism)
-        }
-        Command::List { client } => cluster_cli::list(&client.job_manager, ClusterId(client.cluster)),
-        Command::Status { job, client } => {
-            cluster_cli::status(&client.job_manager, ClusterId(client.cluster), &job)
-        }
-        Command::Cancel { job, client } => {
-            cluster_cli::cancel(&client.job_manager, ClusterId(client.cluster), &job)
-        }
-        Command::Taskmanagers { client } => {
-            cluster_cli::task_managers(&client.job_manager, ClusterId(client.cluster))
-        }
+        Command::Jobmanager(args) => cluster_cli::job_manager(&args),
+        Command::Taskmanager(args) => cluster_cli::task_manager(&args),
+        Command::Submit { job, parallelism, client } => cluster_cli::submit(&client.rest, &job, parallelism),
+        Command::List { client } => cluster_cli::list(&client.rest),
+        Command::Status { job, client } => cluster_cli::status(&client.rest, &job),
+        Command::Cancel { job, client } => cluster_cli::cancel(&client.rest, &job),
+        Command::Taskmanagers { client } => cluster_cli::task_managers(&client.rest),
         Command::Validate { job, parallelism } => match load(&job, parallelism) {
-            Ok(graph) => {
+            Ok((_, graph)) => {
                 print!("{graph}");
                 print!("{}", rivulet_node::runner::describe_plan(&graph));
                 ExitCode::SUCCESS
@@ -181,8 +135,8 @@ fn main() -> ExitCode {
             }
         },
         Command::Run { job, parallelism, workers, progress } => {
-            let graph = match load(&job, parallelism) {
-                Ok(graph) => graph,
+            let (text, graph) = match load(&job, parallelism) {
+                Ok(loaded) => loaded,
                 Err(message) => {
                     eprintln!("error: {message}");
                     return ExitCode::from(2);
@@ -197,7 +151,7 @@ fn main() -> ExitCode {
             let workers = workers
                 .map(usize::from)
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-            run(&graph, workers, mode)
+            run(&text, parallelism, &graph, workers, mode)
         }
     }
 }
@@ -221,15 +175,8 @@ fn init_logging(level: Option<&str>) {
         .init();
 }
 
-/// A `KEY=VALUE` label.
-fn parse_label(text: &str) -> Result<(String, String), String> {
-    match text.split_once('=') {
-        Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
-        _ => Err(format!("expected KEY=VALUE, got {text:?}")),
-    }
-}
-
-fn load(path: &Path, parallelism: Option<u16>) -> Result<JobGraph, String> {
+/// Reads and parses a job file: its text and graph.
+fn load(path: &Path, parallelism: Option<u16>) -> Result<(String, JobGraph), String> {
     let shown = path.display();
     let metadata = std::fs::metadata(path).map_err(|e| format!("cannot read job file {shown}: {e}"))?;
     if metadata.len() > JOB_FILE_BYTES_MAX as u64 {
@@ -250,10 +197,16 @@ fn load(path: &Path, parallelism: Option<u16>) -> Result<JobGraph, String> {
             }
         }
     }
-    Ok(graph)
+    Ok((text, graph))
 }
 
-fn run(graph: &JobGraph, workers: usize, mode: ProgressMode) -> ExitCode {
+fn run(
+    text: &str,
+    parallelism: Option<u16>,
+    graph: &JobGraph,
+    workers: usize,
+    mode: ProgressMode,
+) -> ExitCode {
     let stop = Arc::new(AtomicBool::new(false));
     let presses = Arc::new(AtomicU32::new(0));
     {
@@ -268,10 +221,9 @@ fn run(graph: &JobGraph, workers: usize, mode: ProgressMode) -> ExitCode {
         });
     }
     let mut progress = Progress::new(graph, mode);
+    let options = RunOptions { workers };
     let result =
-        run_job(graph, &NodeConnectors::default(), &RunOptions { workers }, stop, mode.tick(), |h| {
-            progress.tick(h)
-        });
+        run_on_local_cluster(text, parallelism, graph, &options, stop, mode.tick(), |p| progress.tick(p));
     progress.finish();
     match result {
         Ok(result) => {

@@ -7,14 +7,14 @@ use std::time::{Duration, Instant};
 use rivulet_core::dataflow::operator::OperatorMetrics;
 use rivulet_core::graph::{JobGraph, VertexKind};
 
-use crate::runner::{JobHandle, RunResult};
+use crate::local_cluster::{JobProgress, RunResult};
 
 /// `1234567` → `1,234,567`.
 pub fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -72,13 +72,13 @@ impl<'g> Progress<'g> {
         Progress { graph, mode, last: None }
     }
 
-    pub fn tick(&mut self, handle: &JobHandle) {
+    pub fn tick(&mut self, progress: &JobProgress<'_>) {
         if self.mode == ProgressMode::Off {
             return;
         }
         let now = Instant::now();
-        let metrics = handle.metrics_by_vertex(self.graph.vertices().len());
-        let mut line = format!("[{:>6.1}s]", handle.started.elapsed().as_secs_f64());
+        let metrics = progress.metrics.to_vec();
+        let mut line = format!("[{:>6.1}s]", progress.started.elapsed().as_secs_f64());
         for (v, m) in self.graph.vertices().iter().zip(&metrics) {
             let previous =
                 self.last.as_ref().map(|(t, ms)| (now.duration_since(*t).as_secs_f64(), ms[v.id.index()]));

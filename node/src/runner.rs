@@ -351,7 +351,7 @@ impl Driver {
                 match status {
                     SourceStatus::Emitted => {
                         batches += 1;
-                        if batches % SOURCE_BATCHES_PER_YIELD == 0 {
+                        if batches.is_multiple_of(SOURCE_BATCHES_PER_YIELD) {
                             self.publish();
                             smol::future::yield_now().await;
                         }

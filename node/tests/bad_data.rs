@@ -34,7 +34,7 @@ enum Skip {
 }
 
 /// The subtask a catalog job runs as: its source and sink, chained.
-const SUBTASK: &str = "subtask in → out (1/1) failed: source `in`";
+const SUBTASK: &str = "in -> out (1/1) failed: source `in`";
 
 const CATALOG: &[Case] = &[
     Case {

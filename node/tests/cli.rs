@@ -172,7 +172,7 @@ fn a_job_that_fails_while_running_exits_1_naming_the_cause() {
     assert_exit(&output, 1);
     assert_eq!(
         stderr(&output),
-        "error: job `divide` failed: subtask g → ratio → out (1/1) failed: operator `ratio`: \
+        "error: job `divide` failed: g -> ratio -> out (1/1) failed: operator `ratio`: \
          division by zero in `id / (id - 3)`\n"
     );
 }

@@ -1,10 +1,14 @@
 //! Real processes on loopback: a JobManager and two TaskManagers run a bounded job submitted with
-//! `rivulet submit`, and its counters match what `rivulet run` reports for the same job.
+//! `rivulet submit`, and its counters match what `rivulet run` reports for the same job. The
+//! client commands reach the JobManager through its REST API (`--rest`).
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::Duration;
+
+use common::{start_job_manager, start_task_manager, Processes};
 
 const RIVULET: &str = env!("CARGO_BIN_EXE_rivulet");
 
@@ -49,46 +53,15 @@ type = "count"
 input = "per_second"
 "#;
 
-/// Kills every child it holds when dropped, so a failing test leaves no process behind.
-struct Processes(Vec<Child>);
-
-impl Drop for Processes {
-    fn drop(&mut self) {
-        for child in &mut self.0 {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
 fn rivulet(args: &[&str]) -> Output {
-    Command::new(RIVULET).args(args).env_remove("RIVULET_JOBMANAGER").output().expect("rivulet runs")
+    Command::new(RIVULET).args(args).env_remove("RIVULET_REST").output().expect("rivulet runs")
 }
 
-/// Starts a JobManager on a free port; its address from the first line of its output.
-fn start_job_manager(processes: &mut Processes) -> String {
-    let mut child = Command::new(RIVULET)
-        .args(["jobmanager", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the JobManager starts");
-    let stdout = child.stdout.take().expect("piped");
-    processes.0.push(child);
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).expect("the JobManager prints its address");
-    line.trim().strip_prefix("listening on ").expect("`listening on ADDRESS`").to_owned()
-}
-
-fn start_task_manager(processes: &mut Processes, job_manager: &str, id: &str) {
-    let child = Command::new(RIVULET)
-        .args(["taskmanager", "--jobmanager", job_manager, "--data-listen", "127.0.0.1:0"])
-        .args(["--slots", "2", "--id", id, "--label", "site=test"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the TaskManager starts");
-    processes.0.push(child);
+/// Starts a JobManager on free ports; its cluster address (for TaskManagers) and its REST address
+/// (for the client commands).
+fn start_cluster_job_manager(processes: &mut Processes) -> (String, String) {
+    let addresses = start_job_manager(processes, &[]);
+    (addresses.listen, addresses.rest.expect("the REST API is on by default"))
 }
 
 /// Per vertex, (records in, records out) from `rivulet run`'s summary; `None` where it shows `-`
@@ -124,9 +97,9 @@ fn status_counters(status: &str) -> Vec<(String, u64, u64)> {
 }
 
 /// Polls `rivulet status` until the job's state is no longer running; the last status.
-fn wait_for_end(job_manager: &str, job: &str) -> String {
+fn wait_for_end(rest: &str, job: &str) -> String {
     for _ in 0..STATUS_POLLS_MAX {
-        let out = rivulet(&["status", job, "--jobmanager", job_manager]);
+        let out = rivulet(&["status", job, "--rest", rest]);
         assert!(out.status.success(), "rivulet status: {}", String::from_utf8_lossy(&out.stderr));
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         let state = text.lines().next().and_then(|l| l.split_whitespace().nth(1)).unwrap_or("");
@@ -146,13 +119,13 @@ fn a_job_submitted_to_a_cluster_counts_what_run_counts() {
     let job_file = job_path.to_str().unwrap();
 
     let mut processes = Processes(Vec::new());
-    let job_manager = start_job_manager(&mut processes);
-    start_task_manager(&mut processes, &job_manager, "1");
-    start_task_manager(&mut processes, &job_manager, "2");
+    let (job_manager, rest) = start_cluster_job_manager(&mut processes);
+    start_task_manager(&mut processes, &job_manager, "1", 2);
+    start_task_manager(&mut processes, &job_manager, "2", 2);
 
     // Both TaskManagers offer their slots before the job asks for four of them.
     for poll in 0.. {
-        let out = rivulet(&["taskmanagers", "--jobmanager", &job_manager]);
+        let out = rivulet(&["taskmanagers", "--rest", &rest]);
         let listed = String::from_utf8_lossy(&out.stdout).lines().filter(|l| l.starts_with("tm-")).count();
         if listed == 2 {
             break;
@@ -161,12 +134,12 @@ fn a_job_submitted_to_a_cluster_counts_what_run_counts() {
         std::thread::sleep(POLL_SLEEP);
     }
 
-    let out = rivulet(&["submit", job_file, "--jobmanager", &job_manager, "--parallelism", "2"]);
+    let out = rivulet(&["submit", job_file, "--rest", &rest, "--parallelism", "2"]);
     assert!(out.status.success(), "rivulet submit: {}", String::from_utf8_lossy(&out.stderr));
     let job = String::from_utf8_lossy(&out.stdout).trim().to_owned();
     assert_eq!(job, "job-1");
 
-    let status = wait_for_end(&job_manager, &job);
+    let status = wait_for_end(&rest, &job);
     assert!(status.starts_with("job-1 finished"), "{status}");
     let expected = run_counters(&job_path);
     assert_eq!(expected.len(), 4, "the run summary lists every vertex");
@@ -190,38 +163,40 @@ fn a_bad_job_file_is_refused_with_exit_code_2() {
     let job_path = dir.path().join("bad.toml");
     std::fs::write(&job_path, "[[source]]\nname = \"g\"\ntype = \"no-such-type\"\n").unwrap();
     let mut processes = Processes(Vec::new());
-    let job_manager = start_job_manager(&mut processes);
-    let out = rivulet(&["submit", job_path.to_str().unwrap(), "--jobmanager", &job_manager]);
+    let (_, rest) = start_cluster_job_manager(&mut processes);
+    let out = rivulet(&["submit", job_path.to_str().unwrap(), "--rest", &rest]);
     assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("error:"));
-    let out = rivulet(&["status", "42", "--jobmanager", &job_manager]);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(stderr.starts_with(&format!("error: {}: ", job_path.display())), "{stderr}");
+    assert!(stderr.contains("no-such-type"), "the JobManager's message names the mistake: {stderr}");
+    let out = rivulet(&["status", "42", "--rest", &rest]);
     assert_eq!(out.status.code(), Some(2));
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "error: the JobManager knows no job-42\n");
+    let out = rivulet(&["cancel", "job-42", "--rest", &rest]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "error: the JobManager knows no running job-42\n");
+    let out = rivulet(&["status", "forty-two", "--rest", &rest]);
+    assert_eq!(out.status.code(), Some(2));
+    // The REST address may be written as a URL.
+    let out = rivulet(&["list", "--rest", &format!("http://{rest}/")]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("job "));
 }
 
 #[test]
 fn no_job_manager_is_exit_code_1() {
     // A port nothing listens on: bind one, then let it go.
     let address = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();
-    let out = rivulet(&["list", "--jobmanager", &address]);
+    let out = rivulet(&["list", "--rest", &address]);
     assert_eq!(out.status.code(), Some(1));
-}
-
-/// Like `start_task_manager`, with a slot count; returns the child's index in `processes`.
-fn start_task_manager_with_slots(
-    processes: &mut Processes,
-    job_manager: &str,
-    id: &str,
-    slots: u16,
-) -> usize {
-    let child = Command::new(RIVULET)
-        .args(["taskmanager", "--jobmanager", job_manager, "--data-listen", "127.0.0.1:0"])
-        .args(["--slots", &slots.to_string(), "--id", id])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the TaskManager starts");
-    processes.0.push(child);
-    processes.0.len() - 1
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        stderr.starts_with(&format!("error: cannot connect to the JobManager's REST API at {address}: ")),
+        "{stderr}"
+    );
+    // The same with the address from the environment.
+    let out = Command::new(RIVULET).args(["taskmanagers"]).env("RIVULET_REST", &address).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
 }
 
 #[test]
@@ -233,23 +208,23 @@ fn a_task_manager_killed_mid_job_is_replaced_by_a_restart_on_the_other() {
     std::fs::write(&job_path, &paced).unwrap();
 
     let mut processes = Processes(Vec::new());
-    let job_manager = start_job_manager(&mut processes);
-    start_task_manager_with_slots(&mut processes, &job_manager, "1", 4);
-    let victim = start_task_manager_with_slots(&mut processes, &job_manager, "2", 4);
+    let (job_manager, rest) = start_cluster_job_manager(&mut processes);
+    start_task_manager(&mut processes, &job_manager, "1", 4);
+    let victim = start_task_manager(&mut processes, &job_manager, "2", 4);
     for poll in 0.. {
-        let out = rivulet(&["taskmanagers", "--jobmanager", &job_manager]);
+        let out = rivulet(&["taskmanagers", "--rest", &rest]);
         if String::from_utf8_lossy(&out.stdout).lines().filter(|l| l.starts_with("tm-")).count() == 2 {
             break;
         }
         assert!(poll < STATUS_POLLS_MAX, "the TaskManagers did not register");
         std::thread::sleep(POLL_SLEEP);
     }
-    let out = rivulet(&["submit", job_path.to_str().unwrap(), "--jobmanager", &job_manager]);
+    let out = rivulet(&["submit", job_path.to_str().unwrap(), "--rest", &rest]);
     assert!(out.status.success(), "rivulet submit: {}", String::from_utf8_lossy(&out.stderr));
     let job = String::from_utf8_lossy(&out.stdout).trim().to_owned();
     // Wait until the job runs on both TaskManagers, then SIGKILL the second.
     for poll in 0.. {
-        let out = rivulet(&["status", &job, "--jobmanager", &job_manager]);
+        let out = rivulet(&["status", &job, "--rest", &rest]);
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         if text.starts_with(&format!("{job} running")) && text.contains("tm-2") {
             break;
@@ -260,7 +235,7 @@ fn a_task_manager_killed_mid_job_is_replaced_by_a_restart_on_the_other() {
     processes.0[victim].kill().expect("SIGKILL the TaskManager");
     let _ = processes.0[victim].wait();
 
-    let status = wait_for_end(&job_manager, &job);
+    let status = wait_for_end(&rest, &job);
     assert!(status.starts_with(&format!("{job} finished")), "{status}");
     // The closed connection tells the JobManager at once; the job restarted on the survivor.
     assert!(status.contains("attempt:  1") && status.contains("tm-2/slot-"), "{status}");

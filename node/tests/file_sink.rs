@@ -114,7 +114,7 @@ fn a_failed_run_leaves_no_part_files_and_no_staging_files() {
     let error = run(&parse(&text)).err();
     assert_eq!(
         error.as_deref(),
-        Some("subtask g → divide → out (1/1) failed: operator `divide`: division by zero in `value / (value - 5)`")
+        Some("g -> divide -> out (1/1) failed: operator `divide`: division by zero in `value / (value - 5)`")
     );
     assert_eq!(file_names(dir.path()), Vec::<String>::new(), "nothing is left in {}", dir.path().display());
 }

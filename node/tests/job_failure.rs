@@ -46,7 +46,7 @@ name = "out"
 type = "count"
 input = "divide"
 "#;
-    let expected = "subtask g → divide → out (1/1) failed: operator `divide`: division by zero in `id / id`";
+    let expected = "g -> divide -> out (1/1) failed: operator `divide`: division by zero in `id / id`";
     assert_eq!(outcomes(text), BTreeMap::from([(expected.to_owned(), ROUNDS)]));
 }
 
@@ -76,7 +76,6 @@ type = "count"
 input = "divide"
 parallelism = 3
 "#;
-    let expected =
-        "subtask g → divide (1/2) failed: operator `divide`: division by zero in `value / (value - 5)`";
+    let expected = "g -> divide (1/2) failed: operator `divide`: division by zero in `value / (value - 5)`";
     assert_eq!(outcomes(text), BTreeMap::from([(expected.to_owned(), ROUNDS)]));
 }

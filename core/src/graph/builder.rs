@@ -30,6 +30,7 @@ fn err(vertex: &str, message: impl Into<String>) -> GraphError {
 pub struct JobGraphBuilder {
     name: String,
     restart: RestartStrategy,
+    restart_given: bool,
     default_parallelism: u16,
     max_parallelism: u16,
     vertices: Vec<Vertex>,
@@ -54,6 +55,7 @@ impl JobGraphBuilder {
         Ok(JobGraphBuilder {
             name: name.to_owned(),
             restart: RestartStrategy::default(),
+            restart_given: false,
             default_parallelism,
             max_parallelism,
             vertices: Vec::new(),
@@ -78,6 +80,7 @@ impl JobGraphBuilder {
     /// Sets what the JobMaster does when the job fails (default: three restarts a second apart).
     pub fn set_restart(&mut self, restart: RestartStrategy) {
         self.restart = restart;
+        self.restart_given = true;
     }
 
     pub fn find(&self, name: &str) -> Option<&Vertex> {
@@ -379,6 +382,7 @@ impl JobGraphBuilder {
             name: self.name,
             max_parallelism: self.max_parallelism,
             restart: self.restart,
+            restart_given: self.restart_given,
             vertices: self.vertices,
             edges: self.edges,
         })

@@ -216,6 +216,9 @@ pub struct JobGraph {
     pub max_parallelism: u16,
     /// What the JobMaster does when the job fails.
     pub restart: RestartStrategy,
+    /// Whether the job file chose `restart` (`[job.restart]`); if not, a cluster may apply its own
+    /// default instead.
+    pub restart_given: bool,
     vertices: Vec<Vertex>,
     edges: Vec<Edge>,
 }

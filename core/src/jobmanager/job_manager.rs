@@ -15,6 +15,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use crate::dataflow::operator::OperatorMetrics;
 use crate::dataflow::plan::SubtaskId;
+use crate::graph::RestartStrategy;
 use crate::ids::{AttemptId, JobId, TaskManagerId};
 use crate::jobfile::{parse_job, JobFileError, ParseOptions};
 use crate::jobmanager::job_master::{self, JobMaster, JobState, JobStatus, Placement};
@@ -22,7 +23,9 @@ use crate::jobmanager::resource_manager::{
     self, ResourceManager, ResourceManagerConfig, SlotRequest, SlotRequestId, TaskManagerStatus,
 };
 use crate::limits::FINISHED_JOBS_MAX;
-use crate::protocol::messages::{Deployment, SubtaskLocation, TaskStateReport, ToJobManager, ToTaskManager};
+use crate::protocol::messages::{
+    Deployment, SubtaskLocation, SubtaskMetrics, TaskStateReport, ToJobManager, ToTaskManager,
+};
 use crate::time::Instant;
 
 /// An effect of the JobManager for its driver.
@@ -44,6 +47,8 @@ pub struct JobManagerConfig {
     pub resource_manager: ResourceManagerConfig,
     /// Ended jobs whose status is kept.
     pub finished_jobs_max: usize,
+    /// The restart strategy of a job whose file sets none.
+    pub restart_default: RestartStrategy,
 }
 
 impl Default for JobManagerConfig {
@@ -51,6 +56,7 @@ impl Default for JobManagerConfig {
         JobManagerConfig {
             resource_manager: ResourceManagerConfig::default(),
             finished_jobs_max: FINISHED_JOBS_MAX,
+            restart_default: RestartStrategy::default(),
         }
     }
 }
@@ -77,6 +83,8 @@ struct RunningJob {
     end_cause: Option<String>,
     /// The attempt and placement of each slot request waiting for its grant.
     requests: BTreeMap<SlotRequestId, (AttemptId, Placement)>,
+    /// Stopped by [`JobManager::stop`]: every attempt's sources are told to end.
+    stopping: bool,
 }
 
 pub struct JobManager {
@@ -133,7 +141,10 @@ impl JobManager {
         parallelism: Option<u16>,
     ) -> Result<JobId, JobFileError> {
         self.advance(now);
-        let graph = parse_job(job_file, &ParseOptions { parallelism })?;
+        let mut graph = parse_job(job_file, &ParseOptions { parallelism })?;
+        if !graph.restart_given {
+            graph.restart = self.config.restart_default.clone();
+        }
         let job = JobId(self.next_job);
         self.next_job += 1;
         let master = JobMaster::new(job, graph, now);
@@ -146,6 +157,7 @@ impl JobManager {
             metrics_attempt: AttemptId(0),
             end_cause: None,
             requests: BTreeMap::new(),
+            stopping: false,
         };
         self.jobs.insert(job, entry);
         self.route(now);
@@ -158,6 +170,24 @@ impl JobManager {
         let entry = self.jobs.get_mut(&job).ok_or(UnknownJob(job))?;
         entry.master.handle_cancel(now);
         self.resources.handle_job_cancelled(now, job);
+        self.route(now);
+        Ok(())
+    }
+
+    /// Stops a running job, draining (Flink's `stop`): the sources of its current attempt end their
+    /// input, and the job then finishes as a bounded job does. An attempt deployed later (after a
+    /// failure) is stopped as soon as it is deployed.
+    pub fn stop(&mut self, now: Instant, job: JobId) -> Result<(), UnknownJob> {
+        self.advance(now);
+        let entry = self.jobs.get_mut(&job).ok_or(UnknownJob(job))?;
+        entry.stopping = true;
+        let status = entry.master.status();
+        let hosts: BTreeSet<TaskManagerId> =
+            status.subtasks.iter().filter_map(|s| s.slot.map(|slot| slot.task_manager)).collect();
+        for tm in hosts {
+            let message = ToTaskManager::StopSources { job, attempt: status.attempt };
+            self.outbox.push_back(Output::ToTaskManager { tm, message });
+        }
         self.route(now);
         Ok(())
     }
@@ -183,6 +213,11 @@ impl JobManager {
                 let _ = self.resources.handle_heartbeat(now, from);
             }
             ToJobManager::TaskState(report) => self.task_state(now, report),
+            ToJobManager::Metrics(reports) => {
+                for report in reports {
+                    self.running_metrics(from, report);
+                }
+            }
         }
         self.route(now);
     }
@@ -203,6 +238,22 @@ impl JobManager {
             report.state,
             report.error,
         );
+    }
+
+    /// Live counters of a running subtask: kept when they come from the TaskManager the subtask
+    /// runs on, for the current attempt (a late report of an old attempt is ignored).
+    fn running_metrics(&mut self, from: TaskManagerId, report: SubtaskMetrics) {
+        let Some(entry) = self.jobs.get_mut(&report.job) else { return };
+        let status = entry.master.status();
+        let host = status.subtasks.get(report.subtask as usize).and_then(|s| s.slot).map(|s| s.task_manager);
+        if report.attempt != status.attempt || host != Some(from) || report.metrics.is_empty() {
+            return;
+        }
+        if report.attempt > entry.metrics_attempt {
+            entry.metrics.clear();
+            entry.metrics_attempt = report.attempt;
+        }
+        entry.metrics.insert(report.subtask, report.metrics);
     }
 
     /// The connection to TaskManager `tm` closed: it is dead for the cluster.
@@ -315,6 +366,10 @@ impl JobManager {
                     tm: slot.task_manager,
                     message: ToTaskManager::Deploy(deployment),
                 });
+                if entry.stopping {
+                    let message = ToTaskManager::StopSources { job, attempt };
+                    self.outbox.push_back(Output::ToTaskManager { tm: slot.task_manager, message });
+                }
             }
             Jm::CancelAttempt { attempt } => {
                 let hosts: BTreeSet<TaskManagerId> = self.jobs[&job]

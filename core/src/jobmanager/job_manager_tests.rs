@@ -230,3 +230,31 @@ fn the_history_of_ended_jobs_is_bounded() {
     assert_eq!(jm.job(ids[0]), Err(UnknownJob(ids[0])), "the oldest ended job is forgotten");
     assert_eq!(jm.jobs().len(), 2);
 }
+
+#[test]
+fn live_counters_come_from_the_host_of_the_current_attempt_only() {
+    let mut jm = JobManager::new(JobManagerConfig::default());
+    register(&mut jm, at(0), 1, 2);
+    register(&mut jm, at(0), 2, 2);
+    drain(&mut jm);
+    let job = jm.submit(at(1), JOB, None).unwrap();
+    let deploys = deployments(&drain(&mut jm));
+    let (host, d) = deploys[0].clone();
+    let other = if host == TaskManagerId(1) { TaskManagerId(2) } else { TaskManagerId(1) };
+    let live = |attempt, records_out| {
+        ToJobManager::Metrics(vec![SubtaskMetrics {
+            job,
+            attempt,
+            subtask: d.subtask,
+            metrics: vec![(0, OperatorMetrics { records_out, ..Default::default() })],
+        }])
+    };
+    jm.handle_task_manager_message(at(2), host, live(d.attempt, 40));
+    assert_eq!(jm.job(job).unwrap().vertices[0].1.records_out, 40, "the host's report counts");
+    jm.handle_task_manager_message(at(3), other, live(d.attempt, 1000));
+    jm.handle_task_manager_message(at(3), host, live(AttemptId(5), 1000));
+    assert_eq!(jm.job(job).unwrap().vertices[0].1.records_out, 40, "another TaskManager or attempt does not");
+    jm.handle_task_manager_message(at(4), host, live(d.attempt, 70));
+    assert_eq!(jm.job(job).unwrap().vertices[0].1.records_out, 70, "the latest report replaces the last");
+    drain(&mut jm);
+}

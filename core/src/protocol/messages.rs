@@ -27,6 +27,18 @@ pub enum ToJobManager {
     Heartbeat,
     /// A subtask changed state (and its counters so far).
     TaskState(TaskStateReport),
+    /// The counters of the subtasks running here, sent with every heartbeat so that status
+    /// queries show a running job's progress (at most one entry per slot).
+    Metrics(Vec<SubtaskMetrics>),
+}
+
+/// A running subtask's counters per chained vertex (vertex index, counters).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SubtaskMetrics {
+    pub job: JobId,
+    pub attempt: AttemptId,
+    pub subtask: u32,
+    pub metrics: Vec<(u32, OperatorMetrics)>,
 }
 
 /// A subtask's new state, reported by the TaskManager running it.
@@ -66,6 +78,12 @@ pub enum ToTaskManager {
         job: JobId,
         attempt: AttemptId,
         succeeded: bool,
+    },
+    /// Stop the job, draining: the attempt's sources end their input here as if it were
+    /// exhausted, so windows fire, sinks write the rest, and the job finishes.
+    StopSources {
+        job: JobId,
+        attempt: AttemptId,
     },
 }
 
@@ -138,6 +156,12 @@ mod tests {
             protocol_version: 1,
         }));
         round_trip(&ToJobManager::Heartbeat);
+        round_trip(&ToJobManager::Metrics(vec![SubtaskMetrics {
+            job,
+            attempt,
+            subtask: 1,
+            metrics: vec![(2, OperatorMetrics { records_in: 7, ..Default::default() })],
+        }]));
         round_trip(&ToJobManager::TaskState(TaskStateReport {
             job,
             attempt,
@@ -163,6 +187,7 @@ mod tests {
         }));
         round_trip(&ToTaskManager::CancelAttempt { job, attempt });
         round_trip(&ToTaskManager::JobEnded { job, attempt, succeeded: true });
+        round_trip(&ToTaskManager::StopSources { job, attempt });
         let batch = Batch::new(vec![Column::Int(vec![1, 2, 3])]);
         round_trip(&DataMessage::Element {
             job,

@@ -12,7 +12,9 @@ use crate::ids::{AttemptId, JobId, SlotIndex, TaskManagerId};
 use crate::jobmanager::execution_state::ExecutionState;
 use crate::jobmanager::resource_manager::TaskManagerRegistration;
 use crate::limits::{INPUT_QUEUE_ELEMENTS_MAX, PENDING_CREDIT_CHANNELS_MAX, TASK_MANAGER_ATTEMPTS_KEPT_MAX};
-use crate::protocol::messages::{DataMessage, Deployment, TaskStateReport, ToJobManager, ToTaskManager};
+use crate::protocol::messages::{
+    DataMessage, Deployment, SubtaskMetrics, TaskStateReport, ToJobManager, ToTaskManager,
+};
 use crate::protocol::PROTOCOL_VERSION;
 use crate::time::Instant;
 
@@ -139,6 +141,30 @@ impl TaskManager {
                 }
                 self.job_ended(job, attempt, succeeded);
             }
+            ToTaskManager::StopSources { job, attempt } => {
+                if !matches!(self.registration, RegistrationStatus::Registered { .. }) {
+                    self.counters.messages_refused += 1;
+                    return;
+                }
+                self.stop_sources(job, attempt);
+            }
+        }
+    }
+
+    /// Ends the input of the attempt's sources running here; what they emitted drains normally.
+    fn stop_sources(&mut self, job: JobId, attempt: AttemptId) {
+        let Some(record) = self.attempts.get_mut(&(job, attempt)) else { return };
+        let mut failed = Vec::new();
+        for (&subtask, run) in &mut record.subtasks {
+            if run.subtask.is_source() && !run.subtask.is_finished() {
+                run.wake = None;
+                if let Err(error) = run.subtask.end_source() {
+                    failed.push((subtask, error.to_string()));
+                }
+            }
+        }
+        for (subtask, error) in failed {
+            self.end_subtask((job, attempt, subtask), ExecutionState::Failed, Some(error));
         }
     }
 
@@ -179,9 +205,24 @@ impl TaskManager {
         {
             if at <= now {
                 self.outputs.push_back(Output::ToJobManager(ToJobManager::Heartbeat));
+                let running = self.running_metrics();
+                if !running.is_empty() {
+                    self.outputs.push_back(Output::ToJobManager(ToJobManager::Metrics(running)));
+                }
                 self.next_heartbeat = Some(now + *heartbeat_interval);
             }
         }
+    }
+
+    /// The counters of every subtask running here, for the JobManager's status view.
+    fn running_metrics(&self) -> Vec<SubtaskMetrics> {
+        let mut out = Vec::new();
+        for (&(job, attempt), record) in &self.attempts {
+            for (&subtask, run) in &record.subtasks {
+                out.push(SubtaskMetrics { job, attempt, subtask, metrics: metrics_of(&run.subtask) });
+            }
+        }
+        out
     }
 
     /// The next heartbeat, or the earliest instant a waiting source wants to be polled.

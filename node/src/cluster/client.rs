@@ -1,5 +1,6 @@
-//! A client of the JobManager, as the CLI uses it: one connection, one request and its response
-//! at a time.
+//! A client of the JobManager over the framed client protocol: one connection, one request and
+//! its response at a time. The simulator drives JobManagers with it; the CLI's client commands
+//! use the REST API instead ([`crate::rest::client`]), which ends in the same requests.
 
 use std::fmt;
 use std::io;

@@ -15,6 +15,11 @@
 //! A TaskManager connection's first message must be `Register`; the id it registers is the
 //! connection's for the rest of its life. A closed TaskManager connection is a disconnect for the
 //! role, and a TaskManager the role declares dead has its connection closed.
+//!
+//! Clients inside the process (the REST API, [`crate::rest`]) hold a [`JobManagerHandle`]: each
+//! of their requests enters the same event channel with a one-shot reply channel and is answered
+//! by the same code as a framed client's, so every way into the JobManager is serialized through
+//! the one task that owns the role.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -63,8 +68,12 @@ impl JobManagerNodeConfig {
     }
 }
 
-/// A connection, numbered by the accept loop in order.
+/// A connection, numbered by the accept loop in order from 1.
 type ConnectionId = u64;
+
+/// The connection id of events that come from no connection: a [`JobManagerHandle`]'s requests
+/// and the listener's failure.
+const NO_CONNECTION: ConnectionId = 0;
 
 /// What a reader task tells the JobManager task.
 enum Event {
@@ -76,6 +85,11 @@ enum Event {
     },
     FromTaskManager(ToJobManager),
     FromClient(ClientRequest),
+    /// A request from a [`JobManagerHandle`]; its response goes to `reply` (room for one).
+    Local {
+        request: ClientRequest,
+        reply: Sender<ClientResponse>,
+    },
     /// The connection closed or broke (a reason for the log when it broke).
     Closed {
         error: Option<String>,
@@ -99,19 +113,58 @@ struct Connection {
     task_manager: Option<TaskManagerId>,
 }
 
-/// Runs a JobManager until the listener fails. `ready` is called with the bound address once
-/// the node accepts connections.
+/// What [`run_job_manager`] hands its `ready` callback.
+pub struct JobManagerReady {
+    /// The address the node listens on, with the port resolved.
+    pub address: String,
+    /// For clients inside this process.
+    pub handle: JobManagerHandle,
+}
+
+/// A client of the JobManager inside its own process. Clones share the event channel; requests
+/// wait while it is full, like a framed client's.
+#[derive(Clone)]
+pub struct JobManagerHandle {
+    events: Sender<(ConnectionId, Event)>,
+}
+
+/// The JobManager task has ended, so a [`JobManagerHandle`]'s request got no answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct JobManagerStopped;
+
+impl std::fmt::Display for JobManagerStopped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the JobManager has stopped")
+    }
+}
+
+impl std::error::Error for JobManagerStopped {}
+
+impl JobManagerHandle {
+    /// Sends `request` to the JobManager task and waits for its response.
+    pub async fn request(&self, request: ClientRequest) -> Result<ClientResponse, JobManagerStopped> {
+        let (reply, response) = async_channel::bounded(1);
+        self.events
+            .send((NO_CONNECTION, Event::Local { request, reply }))
+            .await
+            .map_err(|_| JobManagerStopped)?;
+        response.recv().await.map_err(|_| JobManagerStopped)
+    }
+}
+
+/// Runs a JobManager until the listener fails. `ready` is called once the node accepts
+/// connections, with the bound address and a handle for clients inside this process.
 pub async fn run_job_manager<R: Runtime>(
     rt: R,
     config: JobManagerNodeConfig,
-    ready: impl FnOnce(String),
+    ready: impl FnOnce(JobManagerReady),
 ) -> std::io::Result<()> {
     let mut listener = rt.listen(&config.listen).await?;
     let address = listener.local_address()?;
     tracing::info!(%address, cluster = %config.cluster, "JobManager listening");
-    ready(address);
-
     let (events_in, events) = async_channel::bounded(EVENTS_QUEUED_MAX);
+    ready(JobManagerReady { address, handle: JobManagerHandle { events: events_in.clone() } });
+
     let accept_rt = rt.clone();
     let (cluster, handshake_timeout) = (config.cluster, config.handshake_timeout);
     rt.spawn("jobmanager-accept", async move {
@@ -125,7 +178,7 @@ pub async fn run_job_manager<R: Runtime>(
                     accept_rt.spawn("jobmanager-connection", task);
                 }
                 Err(error) => {
-                    let _ = events_in.send((0, Event::ListenerFailed(error))).await;
+                    let _ = events_in.send((NO_CONNECTION, Event::ListenerFailed(error))).await;
                     return;
                 }
             }
@@ -178,6 +231,10 @@ impl Node {
             Event::FromClient(request) => {
                 let response = self.answer(now, request);
                 self.send(conn, Outgoing::ToClient(response));
+            }
+            Event::Local { request, reply } => {
+                // Room for exactly this one response; a requester that went away is no error.
+                let _ = reply.try_send(self.answer(now, request));
             }
             Event::Closed { error } => self.closed(now, conn, error),
             Event::ListenerFailed(_) => unreachable!("handled by the main loop"),

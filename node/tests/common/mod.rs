@@ -11,8 +11,7 @@ use std::time::Duration;
 
 use rivulet_core::graph::JobGraph;
 use rivulet_core::jobfile::{parse_job, ParseOptions};
-use rivulet_node::connectors::NodeConnectors;
-use rivulet_node::runner::{run_job, RunOptions, RunResult};
+use rivulet_node::local_cluster::{run_on_local_cluster, RunOptions, RunResult};
 
 /// Worker threads of every test run: more than one, so that subtasks really run concurrently.
 pub const TEST_WORKERS: usize = 2;
@@ -28,23 +27,38 @@ pub fn toml_path(path: &Path) -> String {
     format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
-/// Parses a job file's text; a test's job text must be valid, so a parse error panics with it.
-pub fn parse(text: &str) -> JobGraph {
-    parse_job(text, &ParseOptions::default()).unwrap_or_else(|e| panic!("bad test job: {e}\n{text}"))
+/// A job file's text with its graph (which it dereferences to).
+pub struct TestJob {
+    pub text: String,
+    pub graph: JobGraph,
 }
 
-/// Runs a parsed job to its end; the error is the text `rivulet run` prints after "failed: ".
-pub fn run(graph: &JobGraph) -> Result<RunResult, String> {
-    let stop = Arc::new(AtomicBool::new(false));
-    run_job(
-        graph,
-        &NodeConnectors::default(),
-        &RunOptions { workers: TEST_WORKERS },
-        stop,
-        Duration::from_secs(1),
-        |_| {},
-    )
-    .map_err(|e| format!("{e:#}"))
+impl std::ops::Deref for TestJob {
+    type Target = JobGraph;
+
+    fn deref(&self) -> &JobGraph {
+        &self.graph
+    }
+}
+
+/// Parses a job file's text; a test's job text must be valid, so a parse error panics with it.
+pub fn parse(text: &str) -> TestJob {
+    let graph =
+        parse_job(text, &ParseOptions::default()).unwrap_or_else(|e| panic!("bad test job: {e}\n{text}"));
+    TestJob { text: text.to_owned(), graph }
+}
+
+/// Runs a job to its end on the embedded mini-cluster, as `rivulet run` does; the error is the
+/// text `rivulet run` prints after "failed: ".
+pub fn run(job: &TestJob) -> Result<RunResult, String> {
+    run_stoppable(job, Arc::new(AtomicBool::new(false)))
+}
+
+/// [`run`], stopped (draining) when `stop` is set.
+pub fn run_stoppable(job: &TestJob, stop: Arc<AtomicBool>) -> Result<RunResult, String> {
+    let options = RunOptions { workers: TEST_WORKERS };
+    run_on_local_cluster(&job.text, None, &job.graph, &options, stop, Duration::from_secs(1), |_| {})
+        .map_err(|e| format!("{e:#}"))
 }
 
 /// The counters of the vertex called `name`.
@@ -65,4 +79,91 @@ pub fn file_names(dir: &Path) -> Vec<String> {
         .collect();
     names.sort();
     names
+}
+
+/// Kills every child it holds when dropped, so a failing test leaves no process behind.
+pub struct Processes(pub Vec<std::process::Child>);
+
+impl Drop for Processes {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The addresses a JobManager printed: its cluster listener, and its REST API if it serves one.
+pub struct JobManagerAddresses {
+    pub listen: String,
+    pub rest: Option<String>,
+    /// The child's index in the `Processes` it was started into.
+    pub index: usize,
+}
+
+/// Starts `rivulet jobmanager` with `args`, listening on free ports unless `args` say otherwise
+/// (`--rest-listen none` turns the REST API off), and reads the addresses it prints.
+pub fn start_job_manager(processes: &mut Processes, args: &[&str]) -> JobManagerAddresses {
+    let mut all: Vec<&str> = Vec::new();
+    for (flag, default) in [("--listen", "127.0.0.1:0"), ("--rest-listen", "127.0.0.1:0")] {
+        if !args.contains(&flag) {
+            all.extend([flag, default]);
+        }
+    }
+    all.extend(args);
+    start_job_manager_with_env(processes, &all, &[])
+}
+
+/// Starts `rivulet jobmanager` with exactly `args` and the environment variables `env` (no other
+/// `RIVULET_*` setting is inherited) and reads the addresses it prints: `listening on HOST:PORT`
+/// first, then `rest on HOST:PORT` unless `args` or `env` set the REST listener to `none`.
+pub fn start_job_manager_with_env(
+    processes: &mut Processes,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> JobManagerAddresses {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let rest_disabled = args.windows(2).any(|w| w == ["--rest-listen", "none"])
+        || env.iter().any(|&(key, value)| key == "RIVULET_REST_LISTEN" && value == "none");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_rivulet"));
+    command.arg("jobmanager").args(args);
+    for key in
+        ["RIVULET_CONFIG", "RIVULET_LISTEN", "RIVULET_REST_LISTEN", "RIVULET_DATA_DIR", "RIVULET_CLUSTER"]
+    {
+        command.env_remove(key);
+    }
+    command.envs(env.iter().copied());
+    let mut child =
+        command.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("the JobManager starts");
+    let stdout = child.stdout.take().expect("piped");
+    processes.0.push(child);
+    let index = processes.0.len() - 1;
+    let mut lines = BufReader::new(stdout).lines();
+    let mut next_line = |prefix: &str| -> String {
+        let line = lines.next().unwrap_or_else(|| panic!("the JobManager ended before printing `{prefix}`"));
+        let line = line.expect("the JobManager writes UTF-8 lines");
+        line.strip_prefix(prefix)
+            .unwrap_or_else(|| panic!("expected `{prefix}ADDRESS`, got {line:?}"))
+            .to_owned()
+    };
+    let listen = next_line("listening on ");
+    let rest = (!rest_disabled).then(|| next_line("rest on "));
+    JobManagerAddresses { listen, rest, index }
+}
+
+/// Starts `rivulet taskmanager` with `slots` slots and id `id` against the JobManager at
+/// `job_manager`; returns the child's index in `processes`.
+pub fn start_task_manager(processes: &mut Processes, job_manager: &str, id: &str, slots: u16) -> usize {
+    use std::process::{Command, Stdio};
+    let child = Command::new(env!("CARGO_BIN_EXE_rivulet"))
+        .args(["taskmanager", "--jobmanager", job_manager, "--data-listen", "127.0.0.1:0"])
+        .args(["--slots", &slots.to_string(), "--id", id, "--label", "site=test"])
+        .env_remove("RIVULET_CONFIG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the TaskManager starts");
+    processes.0.push(child);
+    processes.0.len() - 1
 }

@@ -1,0 +1,363 @@
+//! `rivulet run`'s embedded mini-cluster: a JobManager and TaskManagers inside this process,
+//! connected by in-memory channels instead of TCP.
+//!
+//! The roles are the core's own — the same [`JobManager`] and [`TaskManager`] state machines a
+//! real cluster runs — so `rivulet run` exercises submission, slot allocation, deployment,
+//! credit-based data exchange between TaskManagers, the job's end and the sinks' publication
+//! exactly as a cluster does. Only the transport differs: messages travel as values, never
+//! encoded, so a job on one machine pays nothing for the cluster it runs on.
+//!
+//! ```text
+//!                       ┌──────────── JobManager (calling thread) ◀── to_jm (every TaskManager)
+//!   Deploy, JobEnded ◀──┘                 ▲
+//!          │                              │ TaskState, Heartbeat, Metrics
+//!          ▼                              │
+//!   TaskManager 1 (thread) ◀── Data / Credit ──▶ TaskManager 2 (thread) ...
+//! ```
+//!
+//! Each TaskManager owns one thread and as many slots as the job needs divided by the number of
+//! TaskManagers, so the ResourceManager's spreading rule puts the subtasks of every chain on
+//! different threads. The channels are unbounded queues, but what can be in them is bounded: data
+//! messages by the credits of each channel (a sender never sends without credit), control
+//! messages by the number of subtasks and heartbeats.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::Arc;
+use std::time::{Duration, Instant as StdInstant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use rivulet_core::dataflow::credit::CreditConfig;
+use rivulet_core::dataflow::operator::OperatorMetrics;
+use rivulet_core::dataflow::plan::ExecutionPlan;
+use rivulet_core::graph::{JobGraph, RestartStrategy};
+use rivulet_core::ids::{JobId, TaskManagerId};
+use rivulet_core::jobmanager::job_manager::{JobManager, JobManagerConfig, Output as JmOutput};
+use rivulet_core::jobmanager::job_master::JobState;
+use rivulet_core::jobmanager::resource_manager::ResourceManagerConfig;
+use rivulet_core::protocol::messages::{DataMessage, ToJobManager, ToTaskManager};
+use rivulet_core::taskmanager::{Output as TmOutput, TaskManager, TaskManagerConfig};
+use rivulet_core::time::Instant;
+
+use crate::connectors::NodeConnectors;
+
+/// Work units per call of [`TaskManager::run`] before a TaskManager thread looks at its inbox.
+const RUN_BUDGET: usize = 64;
+
+/// Heartbeats inside one process: frequent, so live counters stay fresh for the progress line;
+/// the timeout only matters if a TaskManager thread stalls, which would be a bug.
+const HEARTBEAT_INTERVAL: Duration = Duration::from_millis(200);
+const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The longest a waiting thread sleeps before it looks again (a bound, not a tick: inputs and
+/// timers wake it earlier).
+const IDLE_WAIT_MAX: Duration = Duration::from_millis(100);
+
+/// What a TaskManager thread is told.
+enum TmInput {
+    FromJobManager(ToTaskManager),
+    Data {
+        from: TaskManagerId,
+        message: DataMessage,
+    },
+    /// The job has ended and its `JobEnded` was delivered before this: finish and return.
+    Shutdown,
+}
+
+/// A running job's progress, for the watcher of [`run_on_local_cluster`].
+#[derive(Debug)]
+pub struct JobProgress<'a> {
+    pub started: StdInstant,
+    /// Per vertex, in the graph's vertex order: counters summed over the subtasks' latest reports.
+    pub metrics: &'a [OperatorMetrics],
+}
+
+/// The outcome of a finished run.
+#[derive(Debug, Clone)]
+pub struct RunResult {
+    pub elapsed: Duration,
+    /// Per vertex, in the graph's vertex order.
+    pub metrics: Vec<OperatorMetrics>,
+}
+
+/// How the mini-cluster is laid out.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// TaskManagers, one thread each (at least 1).
+    pub workers: usize,
+}
+
+/// Runs the job file `job_file` (already parsed into `graph` with `parallelism`) on a mini-cluster
+/// of `options.workers` TaskManagers, until it ends. Setting `stop` stops the job, draining: its
+/// sources end their input and the job finishes normally. `watch` is called on the calling thread
+/// about every `tick` while the job runs.
+pub fn run_on_local_cluster(
+    job_file: &str,
+    parallelism: Option<u16>,
+    graph: &JobGraph,
+    options: &RunOptions,
+    stop: Arc<AtomicBool>,
+    tick: Duration,
+    mut watch: impl FnMut(&JobProgress<'_>),
+) -> Result<RunResult> {
+    let workers = options.workers.max(1);
+    let subtasks = ExecutionPlan::new(graph).subtasks.len();
+    let slots = u16::try_from(subtasks.div_ceil(workers)).context("too many subtasks for one TaskManager")?;
+    let started = StdInstant::now();
+    let clock = move || Instant::from_nanos(u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX));
+
+    let (to_jm, from_tms) = mpsc::channel::<(TaskManagerId, ToJobManager)>();
+    let ids: Vec<TaskManagerId> = (1..=workers as u64).map(TaskManagerId).collect();
+    let (inboxes, receivers): (BTreeMap<TaskManagerId, Sender<TmInput>>, Vec<Receiver<TmInput>>) = ids
+        .iter()
+        .map(|&id| {
+            let (tx, rx) = mpsc::channel();
+            ((id, tx), rx)
+        })
+        .unzip();
+
+    std::thread::scope(|scope| -> Result<RunResult> {
+        let mut threads = Vec::new();
+        for (&id, inbox) in ids.iter().zip(receivers) {
+            let host = TaskManagerThread { id, inbox, to_jm: to_jm.clone(), peers: inboxes.clone() };
+            let thread = std::thread::Builder::new()
+                .name(format!("rivulet-tm-{}", id.0))
+                .spawn_scoped(scope, move || host.run(slots, clock))
+                .context("starting a TaskManager thread")?;
+            threads.push(thread);
+        }
+        drop(to_jm);
+        let mut jm = JobManagerHost::new(from_tms, inboxes, clock);
+        let outcome = jm.run_job(job_file, parallelism, graph, workers, &stop, tick, started, &mut watch);
+        // Every TaskManager has its `JobEnded` queued before this, so each publishes or discards
+        // its sinks' output first.
+        jm.shut_down();
+        let mut errors = Vec::new();
+        for thread in threads {
+            match thread.join() {
+                Ok(mut e) => errors.append(&mut e),
+                Err(_) => errors.push("a TaskManager thread panicked".to_owned()),
+            }
+        }
+        let metrics = outcome?;
+        if let Some(error) = errors.into_iter().next() {
+            bail!(error);
+        }
+        Ok(RunResult { elapsed: started.elapsed(), metrics })
+    })
+}
+
+/// The JobManager role on the calling thread.
+struct JobManagerHost<C> {
+    jm: JobManager,
+    from_tms: Receiver<(TaskManagerId, ToJobManager)>,
+    inboxes: BTreeMap<TaskManagerId, Sender<TmInput>>,
+    clock: C,
+    ended: Option<(JobId, JobState, Option<String>)>,
+}
+
+impl<C: Fn() -> Instant> JobManagerHost<C> {
+    fn new(
+        from_tms: Receiver<(TaskManagerId, ToJobManager)>,
+        inboxes: BTreeMap<TaskManagerId, Sender<TmInput>>,
+        clock: C,
+    ) -> Self {
+        let config = JobManagerConfig {
+            resource_manager: ResourceManagerConfig {
+                heartbeat_interval: HEARTBEAT_INTERVAL,
+                heartbeat_timeout: HEARTBEAT_TIMEOUT,
+                ..ResourceManagerConfig::default()
+            },
+            // A job run once on one machine fails at its first error, as Flink's mini-cluster
+            // does without checkpoints; a job file may still ask for restarts.
+            restart_default: RestartStrategy::None,
+            ..JobManagerConfig::default()
+        };
+        JobManagerHost { jm: JobManager::new(config), from_tms, inboxes, clock, ended: None }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn run_job(
+        &mut self,
+        job_file: &str,
+        parallelism: Option<u16>,
+        graph: &JobGraph,
+        workers: usize,
+        stop: &AtomicBool,
+        tick: Duration,
+        started: StdInstant,
+        watch: &mut impl FnMut(&JobProgress<'_>),
+    ) -> Result<Vec<OperatorMetrics>> {
+        // Every TaskManager first, so that the slots of the job spread over all of them.
+        while self.jm.task_managers().len() < workers {
+            self.step(IDLE_WAIT_MAX)?;
+        }
+        let job = self.jm.submit((self.clock)(), job_file, parallelism).map_err(|e| anyhow!(e))?;
+        self.route();
+        let mut stopping = false;
+        let mut next_tick = StdInstant::now() + tick;
+        while self.ended.is_none() {
+            if !stopping && stop.load(Ordering::Relaxed) {
+                stopping = true;
+                // Unknown only if it has just ended, which the loop sees next.
+                let _ = self.jm.stop((self.clock)(), job);
+                self.route();
+            }
+            let until_tick = next_tick.saturating_duration_since(StdInstant::now());
+            self.step(until_tick.min(IDLE_WAIT_MAX))?;
+            if StdInstant::now() >= next_tick {
+                let overview = self.jm.job(job).map_err(|e| anyhow!(e))?;
+                let metrics: Vec<OperatorMetrics> = overview.vertices.iter().map(|(_, m)| *m).collect();
+                watch(&JobProgress { started, metrics: &metrics });
+                next_tick = StdInstant::now() + tick;
+            }
+        }
+        let (_, state, cause) = self.ended.take().expect("the loop ran until the job ended");
+        let overview = self.jm.job(job).map_err(|e| anyhow!(e))?;
+        debug_assert_eq!(overview.vertices.len(), graph.vertices().len());
+        match state {
+            JobState::Finished => Ok(overview.vertices.into_iter().map(|(_, m)| m).collect()),
+            _ => Err(anyhow!(cause.unwrap_or_else(|| format!("the job ended {state:?}")))),
+        }
+    }
+
+    /// Waits up to `wait` for a TaskManager's message or a timer, applies it, and routes outputs.
+    fn step(&mut self, wait: Duration) -> Result<()> {
+        let now = (self.clock)();
+        let wait = match self.jm.poll_timeout() {
+            Some(at) => wait.min(at.saturating_duration_since(now)),
+            None => wait,
+        };
+        let message =
+            if wait.is_zero() { Err(RecvTimeoutError::Timeout) } else { self.from_tms.recv_timeout(wait) };
+        match message {
+            Ok((from, message)) => self.jm.handle_task_manager_message((self.clock)(), from, message),
+            Err(RecvTimeoutError::Timeout) => self.jm.handle_timeout((self.clock)()),
+            Err(RecvTimeoutError::Disconnected) => bail!("every TaskManager thread has stopped"),
+        }
+        if cfg!(debug_assertions) {
+            self.jm.assert_invariants();
+        }
+        self.route();
+        Ok(())
+    }
+
+    fn route(&mut self) {
+        while let Some(output) = self.jm.poll_output() {
+            match output {
+                JmOutput::ToTaskManager { tm, message } => self.send(tm, message),
+                JmOutput::RefuseRegistration { tm, reason, .. } => {
+                    self.send(tm, ToTaskManager::RegistrationRefused { reason })
+                }
+                JmOutput::TaskManagerDead { tm } => {
+                    tracing::error!(%tm, "a TaskManager thread missed its heartbeats");
+                }
+                JmOutput::JobEnded { job, state, cause } => self.ended = Some((job, state, cause)),
+            }
+        }
+    }
+
+    fn send(&self, tm: TaskManagerId, message: ToTaskManager) {
+        if let Some(inbox) = self.inboxes.get(&tm) {
+            // A TaskManager thread that has gone is reported when it is joined.
+            let _ = inbox.send(TmInput::FromJobManager(message));
+        }
+    }
+
+    fn shut_down(&mut self) {
+        for inbox in self.inboxes.values() {
+            let _ = inbox.send(TmInput::Shutdown);
+        }
+    }
+}
+
+/// One TaskManager role on its own thread.
+struct TaskManagerThread {
+    id: TaskManagerId,
+    inbox: Receiver<TmInput>,
+    to_jm: Sender<(TaskManagerId, ToJobManager)>,
+    peers: BTreeMap<TaskManagerId, Sender<TmInput>>,
+}
+
+impl TaskManagerThread {
+    /// Runs until shut down; the errors its sinks met publishing or discarding output.
+    fn run(self, slots: u16, clock: impl Fn() -> Instant) -> Vec<String> {
+        let config = TaskManagerConfig {
+            id: self.id,
+            data_address: format!("local-{}", self.id.0),
+            slots,
+            labels: BTreeMap::new(),
+            heartbeat_interval: HEARTBEAT_INTERVAL,
+            credits: CreditConfig::default(),
+        };
+        let mut tm = TaskManager::new(config, Box::new(NodeConnectors::default()));
+        let mut errors = Vec::new();
+        tm.handle_job_manager_connected(clock());
+        self.route(&mut tm, &mut errors);
+        loop {
+            // Everything that has arrived, then a round of work.
+            let mut shutdown = false;
+            while let Ok(input) = self.inbox.try_recv() {
+                shutdown |= self.apply(&mut tm, clock(), input);
+            }
+            if shutdown {
+                self.route(&mut tm, &mut errors);
+                return errors;
+            }
+            let now = clock();
+            if tm.poll_timeout().is_some_and(|at| at <= now) {
+                tm.handle_timeout(now);
+            }
+            let worked = tm.run(now, RUN_BUDGET);
+            if cfg!(debug_assertions) {
+                tm.assert_invariants();
+            }
+            self.route(&mut tm, &mut errors);
+            if worked > 0 {
+                continue;
+            }
+            let wait = tm.poll_timeout().map_or(IDLE_WAIT_MAX, |at| at.saturating_duration_since(clock()));
+            match self.inbox.recv_timeout(wait.min(IDLE_WAIT_MAX)) {
+                Ok(input) => {
+                    if self.apply(&mut tm, clock(), input) {
+                        self.route(&mut tm, &mut errors);
+                        return errors;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                // The JobManager side has gone without a shutdown: it failed; stop too.
+                Err(RecvTimeoutError::Disconnected) => return errors,
+            }
+        }
+    }
+
+    /// Applies one input; whether it was the shutdown.
+    fn apply(&self, tm: &mut TaskManager, now: Instant, input: TmInput) -> bool {
+        match input {
+            TmInput::FromJobManager(message) => tm.handle_job_manager_message(now, message),
+            TmInput::Data { from, message } => tm.handle_data_message(now, from, message),
+            TmInput::Shutdown => return true,
+        }
+        false
+    }
+
+    fn route(&self, tm: &mut TaskManager, errors: &mut Vec<String>) {
+        while let Some(output) = tm.poll_output() {
+            match output {
+                TmOutput::ToJobManager(message) => {
+                    let _ = self.to_jm.send((self.id, message));
+                }
+                TmOutput::ToTaskManager { to, message, .. } => {
+                    if let Some(peer) = self.peers.get(&to) {
+                        let _ = peer.send(TmInput::Data { from: self.id, message });
+                    }
+                }
+                TmOutput::EndJobFailed { job, attempt, published, error } => {
+                    let what = if published { "publish" } else { "discard" };
+                    errors.push(format!("{job} {attempt}: cannot {what} the sinks' output: {error}"));
+                }
+            }
+        }
+    }
+}
