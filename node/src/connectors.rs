@@ -31,8 +31,8 @@ use rivulet_core::types::Schema;
 #[derive(Debug, Default)]
 pub struct NodeConnectors {
     staged: Arc<Mutex<Vec<StagedFile>>>,
-    /// `job-N.attempt-M` for an attempt's instance; part of every staging file's name.
-    attempt_tag: Option<String>,
+    /// The job and attempt of an attempt's instance; part of every staging file's name.
+    attempt: Option<(JobId, AttemptId)>,
 }
 
 /// A part file written and synced, waiting for the job to succeed.
@@ -52,13 +52,13 @@ fn text_format(format: FileFormat) -> TextFormat {
 
 impl ConnectorFactory for NodeConnectors {
     fn for_attempt(&self, job: JobId, attempt: AttemptId) -> Option<Box<dyn ConnectorFactory + Send>> {
-        let attempt_tag = Some(format!("{job}.{attempt}"));
-        Some(Box::new(NodeConnectors { staged: Arc::default(), attempt_tag }))
+        Some(Box::new(NodeConnectors { staged: Arc::default(), attempt: Some((job, attempt)) }))
     }
 
     fn end_job(&self, succeeded: bool) -> Result<(), String> {
         let staged = std::mem::take(&mut *self.staged.lock().map_err(|_| "a sink panicked")?);
         let mut first_error = None;
+        let mut dirs = std::collections::BTreeSet::new();
         for file in staged {
             let result = if succeeded {
                 fs::rename(&file.staging, &file.target).map_err(|e| {
@@ -71,6 +71,16 @@ impl ConnectorFactory for NodeConnectors {
             };
             if let Err(e) = result {
                 first_error.get_or_insert(e);
+            }
+            if succeeded {
+                dirs.insert(file.target.parent().map(Path::to_owned).unwrap_or_default());
+            }
+        }
+        // Staging files that earlier attempts of the job left behind in the same directories (a
+        // TaskManager killed before it could discard its own) go with the publication.
+        if let Some((job, attempt)) = self.attempt {
+            for dir in &dirs {
+                remove_superseded_staging(dir, job, attempt);
             }
         }
         first_error.map_or(Ok(()), Err)
@@ -106,12 +116,31 @@ impl ConnectorFactory for NodeConnectors {
                 config,
                 input_schema.clone(),
                 subtask_index,
-                self.attempt_tag.as_deref(),
+                self.attempt,
                 self.staged.clone(),
             )?)),
             other => {
                 BuiltinConnectors.sink_writer(other, vertex_name, input_schema, subtask_index, parallelism)
             }
+        }
+    }
+}
+
+/// Removes `dir`'s staging files of `job`'s attempts before `attempt`
+/// (`.part-<i>.<ext>.job-<j>.attempt-<a>.inprogress`). Best effort: what cannot be listed or
+/// removed stays, hidden by its leading dot.
+fn remove_superseded_staging(dir: &Path, job: JobId, attempt: AttemptId) {
+    let Ok(entries) = fs::read_dir(dir) else { return };
+    let infix = format!(".{job}.attempt-");
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let Some(rest) = name.strip_prefix(".part-").and_then(|r| r.strip_suffix(".inprogress")) else {
+            continue;
+        };
+        let Some((_, number)) = rest.rsplit_once(&infix) else { continue };
+        if number.parse::<u32>().is_ok_and(|a| a < attempt.0) {
+            let _ = fs::remove_file(entry.path());
         }
     }
 }
@@ -329,15 +358,15 @@ impl FileSink {
         config: &FileSinkConfig,
         schema: Schema,
         index: u16,
-        attempt_tag: Option<&str>,
+        attempt: Option<(JobId, AttemptId)>,
         staged: Arc<Mutex<Vec<StagedFile>>>,
     ) -> Result<FileSink, String> {
         let dir = Path::new(&config.path);
         fs::create_dir_all(dir)
             .map_err(|e| format!("sink `{name}`: cannot create {}: {e}", dir.display()))?;
         let ext = config.format.name();
-        let staging = match attempt_tag {
-            Some(tag) => dir.join(format!(".part-{index}.{ext}.{tag}.inprogress")),
+        let staging = match attempt {
+            Some((job, attempt)) => dir.join(format!(".part-{index}.{ext}.{job}.{attempt}.inprogress")),
             None => dir.join(format!(".part-{index}.{ext}.inprogress")),
         };
         let target = dir.join(format!("part-{index}.{ext}"));
@@ -414,5 +443,41 @@ impl SinkWriter for StdoutSink {
 
     fn finish(&mut self) -> Result<(), String> {
         std::io::stdout().flush().map_err(|e| format!("stdout: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod staging_tests {
+    use super::*;
+
+    #[test]
+    fn publishing_removes_only_the_staging_files_of_the_jobs_earlier_attempts() {
+        let dir = tempfile::tempdir().unwrap();
+        let names = [
+            ".part-0.csv.job-1.attempt-0.inprogress",
+            ".part-1.csv.job-1.attempt-0.inprogress",
+            ".part-1.csv.job-1.attempt-2.inprogress",
+            ".part-0.csv.job-11.attempt-0.inprogress",
+            ".part-0.csv.inprogress",
+            "part-0.csv",
+        ];
+        for name in names {
+            fs::write(dir.path().join(name), "x").unwrap();
+        }
+        remove_superseded_staging(dir.path(), JobId(1), AttemptId(1));
+        let mut left: Vec<String> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [
+                ".part-0.csv.inprogress",
+                ".part-0.csv.job-11.attempt-0.inprogress",
+                ".part-1.csv.job-1.attempt-2.inprogress",
+                "part-0.csv"
+            ]
+        );
     }
 }

@@ -201,16 +201,22 @@ fn no_job_manager_is_exit_code_1() {
 
 #[test]
 fn a_task_manager_killed_mid_job_is_replaced_by_a_restart_on_the_other() {
-    // The same job, paced so that it is still running when a TaskManager dies.
-    let paced = JOB.replace("count = 20_000\n", "count = 30_000\nrate = 10_000\n");
+    // The same job, paced so that it is still running when a TaskManager dies, with its windows
+    // also written to files.
     let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("out");
+    let file_sink = format!(
+        "\n[[sink]]\nname = \"files\"\ntype = \"file\"\ninput = \"per_second\"\npath = {}\nformat = \"jsonl\"\n",
+        common::toml_path(&out_dir)
+    );
+    let paced = JOB.replace("count = 20_000\n", "count = 30_000\nrate = 10_000\n") + &file_sink;
     let job_path = dir.path().join("paced.toml");
     std::fs::write(&job_path, &paced).unwrap();
 
     let mut processes = Processes(Vec::new());
     let (job_manager, rest) = start_cluster_job_manager(&mut processes);
-    start_task_manager(&mut processes, &job_manager, "1", 4);
-    let victim = start_task_manager(&mut processes, &job_manager, "2", 4);
+    start_task_manager(&mut processes, &job_manager, "1", 8);
+    let victim = start_task_manager(&mut processes, &job_manager, "2", 8);
     for poll in 0.. {
         let out = rivulet(&["taskmanagers", "--rest", &rest]);
         if String::from_utf8_lossy(&out.stdout).lines().filter(|l| l.starts_with("tm-")).count() == 2 {
@@ -242,6 +248,23 @@ fn a_task_manager_killed_mid_job_is_replaced_by_a_restart_on_the_other() {
     let subtask_lines: Vec<&str> =
         status.lines().skip_while(|l| !l.trim_start().starts_with("subtask")).skip(1).collect();
     assert!(!subtask_lines.is_empty() && subtask_lines.iter().all(|l| l.ends_with("tm-1")), "{status}");
+    // Each TaskManager publishes its part once it hears that the job ended (just after the status
+    // says so). Exactly the final attempt's parts are there: the killed TaskManager's staging file
+    // went with the publication.
+    let windows = status_counters(&status).iter().find(|v| v.0 == "per_second").map(|v| v.2).unwrap();
+    for poll in 0.. {
+        let names = common::file_names(&out_dir);
+        if names == ["part-0.jsonl", "part-1.jsonl"] {
+            break;
+        }
+        assert!(poll < STATUS_POLLS_MAX, "the output was not published: {names:?}");
+        std::thread::sleep(POLL_SLEEP);
+    }
+    let lines: usize = ["part-0.jsonl", "part-1.jsonl"]
+        .iter()
+        .map(|p| std::fs::read_to_string(out_dir.join(p)).unwrap().lines().count())
+        .sum();
+    assert_eq!(lines as u64, windows, "every window result once, none twice");
     // The restarted attempt ran from the beginning: the same counters as `rivulet run`.
     let expected = run_counters(&job_path);
     let reported: Vec<(String, Option<u64>, Option<u64>)> = status_counters(&status)
