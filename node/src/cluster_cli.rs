@@ -240,6 +240,15 @@ fn describe(job: &JobDetails) -> String {
     if let Some(cause) = &job.last_failure {
         let _ = writeln!(out, "  last failure: {cause}");
     }
+    for wait in &job.waiting_for {
+        let on = if wait.labels.is_empty() {
+            "any TaskManagers".to_owned()
+        } else {
+            let labels: Vec<String> = wait.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            format!("TaskManagers labelled {}", labels.join(","))
+        };
+        let _ = writeln!(out, "  waiting for {} free slots on {on}", wait.slots);
+    }
     let _ = writeln!(out, "  {:<20} {:>15} {:>15} {:>10}", "vertex", "records in", "records out", "late");
     for v in &job.vertices {
         let late = v.late_records_dropped + v.late_records_routed;

@@ -313,7 +313,10 @@ impl TaskManagerThread {
             if cfg!(debug_assertions) {
                 tm.assert_invariants();
             }
-            self.route(&mut tm, &mut errors);
+            if self.route(&mut tm, &mut errors) {
+                tm.handle_job_manager_connected(clock());
+                self.route(&mut tm, &mut errors);
+            }
             if worked > 0 {
                 continue;
             }
@@ -342,7 +345,9 @@ impl TaskManagerThread {
         false
     }
 
-    fn route(&self, tm: &mut TaskManager, errors: &mut Vec<String>) {
+    /// Moves the TaskManager's outputs on; whether it found the JobManager silent.
+    fn route(&self, tm: &mut TaskManager, errors: &mut Vec<String>) -> bool {
+        let mut silent = false;
         while let Some(output) = tm.poll_output() {
             match output {
                 TmOutput::ToJobManager(message) => {
@@ -353,11 +358,18 @@ impl TaskManagerThread {
                         let _ = peer.send(TmInput::Data { from: self.id, message });
                     }
                 }
+                // Never here: the JobManager answers every heartbeat over channels that cannot
+                // go silent. Registering again is what a reconnection would do.
+                TmOutput::JobManagerSilent => {
+                    tracing::error!(tm = %self.id, "the in-process JobManager went silent; registering again");
+                    silent = true;
+                }
                 TmOutput::EndJobFailed { job, attempt, published, error } => {
                     let what = if published { "publish" } else { "discard" };
                     errors.push(format!("{job} {attempt}: cannot {what} the sinks' output: {error}"));
                 }
             }
         }
+        silent
     }
 }

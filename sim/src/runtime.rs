@@ -3,8 +3,9 @@
 //!
 //! Framing is the production runtime's (`rivulet_node::net::SmolRuntime`): a 4-byte big-endian
 //! length and the payload, cut out of the byte stream by the core's [`FrameDecoder`] with reads
-//! never larger than the decoder's room. Every frame a host sends is also recorded in the shared
-//! [`FrameTrace`], so that two runs of one seed can be compared frame by frame.
+//! never larger than the decoder's room. Every frame a host sends and every timer it sets is also
+//! recorded in the shared [`EventTrace`], so that two runs of one seed can be compared event by
+//! event.
 
 use std::fmt;
 use std::io;
@@ -18,26 +19,42 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use turmoil::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use turmoil::net::{TcpListener, TcpStream};
 
-/// A digest of every frame sent in a simulation, in the order the hosts sent them.
+/// A digest of everything that happened in a simulation, in order: every frame a host sent,
+/// every timer a host set, and every fault the harness injected.
 ///
 /// turmoil runs the hosts one after another on one thread, so the order is the simulation's own
 /// and a run replayed from the same seed must produce the same digest.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct FrameTrace {
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventTrace {
     /// Frames sent.
     pub frames: u64,
     /// Payload bytes sent.
     pub bytes: u64,
-    /// FNV-1a over (host, simulated nanoseconds, payload) of every frame, in order.
+    /// Timers set (`Runtime::sleep`).
+    pub timers: u64,
+    /// Faults injected.
+    pub faults: u64,
+    /// FNV-1a over every event: its kind, host, simulated nanoseconds and contents.
     pub digest: u64,
 }
 
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 const FNV_PRIME: u64 = 0x0100_0000_01b3;
 
-impl FrameTrace {
+/// What an event is, first in its digest input, so that no two kinds of event hash alike.
+const EVENT_FRAME: u8 = 1;
+const EVENT_TIMER: u8 = 2;
+const EVENT_FAULT: u8 = 3;
+
+impl Default for EventTrace {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl EventTrace {
     pub fn new() -> Self {
-        FrameTrace { frames: 0, bytes: 0, digest: FNV_OFFSET }
+        EventTrace { frames: 0, bytes: 0, timers: 0, faults: 0, digest: FNV_OFFSET }
     }
 
     fn absorb(&mut self, bytes: &[u8]) {
@@ -47,20 +64,38 @@ impl FrameTrace {
         }
     }
 
-    /// Records one frame `host` sent at simulated time `at`.
-    pub fn record(&mut self, host: &str, at: Duration, payload: &[u8]) {
-        self.frames += 1;
-        self.bytes += payload.len() as u64;
+    fn absorb_event(&mut self, kind: u8, host: &str, at: Duration, contents: &[u8]) {
+        self.absorb(&[kind]);
         self.absorb(host.as_bytes());
         self.absorb(&[0]);
         self.absorb(&u64::try_from(at.as_nanos()).unwrap_or(u64::MAX).to_le_bytes());
-        self.absorb(&(payload.len() as u64).to_le_bytes());
-        self.absorb(payload);
+        self.absorb(&(contents.len() as u64).to_le_bytes());
+        self.absorb(contents);
+    }
+
+    /// Records one frame `host` sent at simulated time `at`.
+    pub fn record_frame(&mut self, host: &str, at: Duration, payload: &[u8]) {
+        self.frames += 1;
+        self.bytes += payload.len() as u64;
+        self.absorb_event(EVENT_FRAME, host, at, payload);
+    }
+
+    /// Records a timer of `duration` that `host` set at simulated time `at`.
+    pub fn record_timer(&mut self, host: &str, at: Duration, duration: Duration) {
+        self.timers += 1;
+        let nanos = u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX);
+        self.absorb_event(EVENT_TIMER, host, at, &nanos.to_le_bytes());
+    }
+
+    /// Records a fault the harness injected at simulated time `at`.
+    pub fn record_fault(&mut self, at: Duration, fault: &str) {
+        self.faults += 1;
+        self.absorb_event(EVENT_FAULT, "harness", at, fault.as_bytes());
     }
 }
 
 /// The trace every host of one simulation records into.
-pub type SharedTrace = Arc<Mutex<FrameTrace>>;
+pub type SharedTrace = Arc<Mutex<EventTrace>>;
 
 /// The [`Runtime`] on turmoil, for one simulated host. Create it inside the host's closure (so
 /// that its clock starts with the host's software).
@@ -114,6 +149,11 @@ impl Runtime for TurmoilRuntime {
     }
 
     async fn sleep(&self, duration: Duration) {
+        let at = turmoil::sim_elapsed().unwrap_or_default();
+        self.trace
+            .lock()
+            .expect("no host panics while holding the trace")
+            .record_timer(&self.host, at, duration);
         tokio::time::sleep(duration).await;
     }
 
@@ -190,7 +230,10 @@ impl FrameSender for TurmoilFrameSender {
     async fn send(&mut self, payload: &[u8]) -> io::Result<()> {
         let frame = self.state.begin(payload)?;
         let at = turmoil::sim_elapsed().unwrap_or_default();
-        self.trace.lock().expect("no host panics while holding the trace").record(&self.host, at, payload);
+        self.trace
+            .lock()
+            .expect("no host panics while holding the trace")
+            .record_frame(&self.host, at, payload);
         let written = self.stream.write_all(frame).await;
         self.state.finish(written)
     }

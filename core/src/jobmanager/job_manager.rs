@@ -69,6 +69,17 @@ pub struct JobOverview {
     /// Per vertex (in the job graph's order): name and counters summed over its subtasks' latest
     /// reports in the current attempt.
     pub vertices: Vec<(String, OperatorMetrics)>,
+    /// The slot requests of the current attempt the cluster has not granted yet: what the job is
+    /// waiting for (empty once it is deployed, and for an ended job).
+    pub waiting_for: Vec<SlotWait>,
+}
+
+/// Slots a job waits for: `slots` of them at once, on TaskManagers whose labels include
+/// `placement` (any TaskManager when it is empty).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SlotWait {
+    pub placement: Placement,
+    pub slots: u16,
 }
 
 struct RunningJob {
@@ -82,7 +93,7 @@ struct RunningJob {
     /// Why the JobManager itself stopped the job, if it did.
     end_cause: Option<String>,
     /// The attempt and placement of each slot request waiting for its grant.
-    requests: BTreeMap<SlotRequestId, (AttemptId, Placement)>,
+    requests: BTreeMap<SlotRequestId, (AttemptId, Placement, u16)>,
     /// Stopped by [`JobManager::stop`]: every attempt's sources are told to end.
     stopping: bool,
 }
@@ -210,7 +221,10 @@ impl JobManager {
             // A heartbeat from a TaskManager the ResourceManager does not know is dropped: the
             // connection of a dead TaskManager is closed by `TaskManagerDead`.
             ToJobManager::Heartbeat => {
-                let _ = self.resources.handle_heartbeat(now, from);
+                if self.resources.handle_heartbeat(now, from).is_ok() {
+                    let message = ToTaskManager::HeartbeatReply;
+                    self.outbox.push_back(Output::ToTaskManager { tm: from, message });
+                }
             }
             ToJobManager::TaskState(report) => self.task_state(now, report),
             ToJobManager::Metrics(reports) => {
@@ -312,7 +326,7 @@ impl JobManager {
             }
             Rm::SlotsGranted { request, job, attempt, slots } => match self.jobs.get_mut(&job) {
                 Some(entry) => match entry.requests.remove(&request) {
-                    Some((_, placement)) => {
+                    Some((_, placement, _)) => {
                         entry.master.handle_slots_granted_for(now, attempt, &placement, slots)
                     }
                     None => entry.master.handle_slots_granted(now, attempt, slots),
@@ -336,10 +350,11 @@ impl JobManager {
         match out {
             Jm::RequestSlots { attempt, count, placement } => {
                 let request = SlotRequest { job, attempt, count, placement: placement.clone() };
+                let slots = count;
                 match self.resources.handle_slot_request(now, request) {
                     Ok(id) => {
                         let entry = self.jobs.get_mut(&job).expect("the job of a live JobMaster");
-                        entry.requests.insert(id, (attempt, placement));
+                        entry.requests.insert(id, (attempt, placement, slots));
                     }
                     Err(e) => {
                         // A request the cluster can never serve (too large, too many waiting): the
@@ -389,7 +404,7 @@ impl JobManager {
             Jm::ReleaseSlots { attempt } => {
                 // Releasing drops the attempt's waiting requests too.
                 if let Some(entry) = self.jobs.get_mut(&job) {
-                    entry.requests.retain(|_, (a, _)| *a != attempt);
+                    entry.requests.retain(|_, (a, _, _)| *a != attempt);
                 }
                 let _released = self.resources.handle_release(now, job, attempt);
             }
@@ -467,16 +482,26 @@ impl JobManager {
 
 fn overview(entry: &RunningJob) -> JobOverview {
     let graph = entry.master.graph();
+    let status = entry.master.status();
     let mut vertices: Vec<(String, OperatorMetrics)> =
         graph.vertices().iter().map(|v| (v.name.clone(), OperatorMetrics::default())).collect();
-    for reports in entry.metrics.values() {
+    // The counters are the current attempt's: a restarted job shows zeros until its new
+    // attempt's first report, never the failed attempt's counts.
+    let current = (entry.metrics_attempt == status.attempt).then_some(&entry.metrics);
+    for reports in current.into_iter().flat_map(|m| m.values()) {
         for (vertex, m) in reports {
             if let Some((_, total)) = vertices.get_mut(*vertex as usize) {
                 total.add(m);
             }
         }
     }
-    JobOverview { status: entry.master.status(), submitted_at: entry.submitted_at, vertices }
+    let waiting_for = entry
+        .requests
+        .values()
+        .filter(|(attempt, _, _)| *attempt == status.attempt)
+        .map(|(_, placement, slots)| SlotWait { placement: placement.clone(), slots: *slots })
+        .collect();
+    JobOverview { status, submitted_at: entry.submitted_at, vertices, waiting_for }
 }
 
 #[cfg(test)]

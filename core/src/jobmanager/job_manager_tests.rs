@@ -258,3 +258,30 @@ fn live_counters_come_from_the_host_of_the_current_attempt_only() {
     assert_eq!(jm.job(job).unwrap().vertices[0].1.records_out, 70, "the latest report replaces the last");
     drain(&mut jm);
 }
+
+#[test]
+fn a_job_whose_placement_no_task_manager_meets_says_what_it_waits_for() {
+    let mut jm = JobManager::new(JobManagerConfig::default());
+    register(&mut jm, at(0), 1, 4);
+    drain(&mut jm);
+    let text = JOB.replace(
+        "partitioning = \"rebalance\"",
+        "partitioning = \"rebalance\"\nplacement = { tier = \"cloud\" }",
+    );
+    let job = jm.submit(at(1), &text, None).unwrap();
+    drain(&mut jm);
+    let waiting = jm.job(job).unwrap().waiting_for;
+    let cloud = BTreeMap::from([("tier".to_owned(), "cloud".to_owned())]);
+    assert!(waiting.iter().any(|w| w.placement == cloud && w.slots == 2), "{waiting:?}");
+    // A TaskManager with the label arrives: the job is deployed and waits for nothing.
+    let registration = TaskManagerRegistration {
+        id: TaskManagerId(2),
+        address: "10.0.0.2:6124".into(),
+        slots: 4,
+        labels: cloud.clone(),
+        protocol_version: PROTOCOL_VERSION,
+    };
+    jm.handle_task_manager_message(at(2), TaskManagerId(2), ToJobManager::Register(registration));
+    drain(&mut jm);
+    assert_eq!(jm.job(job).unwrap().waiting_for, Vec::new());
+}

@@ -68,6 +68,8 @@ pub struct JobInfo {
     pub subtasks: Vec<SubtaskInfo>,
     /// Per vertex, in the job graph's order: its name and counters.
     pub vertices: Vec<(String, OperatorMetrics)>,
+    /// Slots the job waits for: (labels the TaskManagers must carry, slots at once).
+    pub waiting_for: Vec<(BTreeMap<String, String>, u16)>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -110,6 +112,7 @@ impl JobInfo {
                 })
                 .collect(),
             vertices: overview.vertices.clone(),
+            waiting_for: overview.waiting_for.iter().map(|w| (w.placement.clone(), w.slots)).collect(),
         }
     }
 }

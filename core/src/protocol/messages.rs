@@ -85,6 +85,9 @@ pub enum ToTaskManager {
         job: JobId,
         attempt: AttemptId,
     },
+    /// The answer to every heartbeat of a registered TaskManager: a TaskManager that hears
+    /// nothing from its JobManager for several heartbeat intervals reconnects.
+    HeartbeatReply,
 }
 
 /// Everything a TaskManager needs to run a subtask. The job travels as its job file's text: the
@@ -188,6 +191,7 @@ mod tests {
         round_trip(&ToTaskManager::CancelAttempt { job, attempt });
         round_trip(&ToTaskManager::JobEnded { job, attempt, succeeded: true });
         round_trip(&ToTaskManager::StopSources { job, attempt });
+        round_trip(&ToTaskManager::HeartbeatReply);
         let batch = Batch::new(vec![Column::Int(vec![1, 2, 3])]);
         round_trip(&DataMessage::Element {
             job,

@@ -51,6 +51,11 @@ use crate::protocol::messages::{DataMessage, ToJobManager};
 
 pub use task_manager::TaskManager;
 
+/// Heartbeat intervals without any message from the JobManager (it answers every heartbeat)
+/// after which a TaskManager gives its connection up and reconnects: a connection that died
+/// silently (a partition, a dropped NAT entry) would otherwise leave it idle for good.
+pub const JOB_MANAGER_SILENT_HEARTBEATS: u32 = 5;
+
 /// How a TaskManager starts.
 #[derive(Clone, Debug)]
 pub struct TaskManagerConfig {
@@ -75,6 +80,10 @@ pub enum Output {
         address: String,
         message: DataMessage,
     },
+    /// The JobManager has been silent for [`JOB_MANAGER_SILENT_HEARTBEATS`] heartbeat intervals:
+    /// the TaskManager treated it as lost (as [`TaskManager::handle_job_manager_lost`]); the
+    /// driver closes the connection and connects again.
+    JobManagerSilent,
     /// Publishing (`published`) or discarding the output an attempt's sinks staged failed: the
     /// driver reports it (the job's outcome does not change any more).
     EndJobFailed {

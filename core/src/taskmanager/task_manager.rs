@@ -21,7 +21,7 @@ use crate::time::Instant;
 use super::attempt::{AttemptRun, JobPlan, Peer, RemoteInput, RemoteOutput, SubtaskRun};
 use super::{
     DeployError, Output, RegistrationStatus, SlotInfo, SlotOccupant, SubtaskInfo, SubtaskPhase,
-    TaskManagerConfig, TaskManagerCounters,
+    TaskManagerConfig, TaskManagerCounters, JOB_MANAGER_SILENT_HEARTBEATS,
 };
 
 /// (job, attempt, subtask): a subtask running here, and the order `run` serves them in.
@@ -40,6 +40,8 @@ pub struct TaskManager {
     pub(super) connectors: Box<dyn ConnectorFactory + Send>,
     pub(super) registration: RegistrationStatus,
     pub(super) next_heartbeat: Option<Instant>,
+    /// When the JobManager was last heard from, while connected.
+    pub(super) job_manager_heard_at: Option<Instant>,
     pub(super) slots: Vec<Option<SlotOccupant>>,
     pub(super) attempts: BTreeMap<(JobId, AttemptId), AttemptRun>,
     /// Credits that arrived before their producer was deployed here: (sending TaskManager, credits).
@@ -58,6 +60,7 @@ impl TaskManager {
             connectors,
             registration: RegistrationStatus::Disconnected,
             next_heartbeat: None,
+            job_manager_heard_at: None,
             slots,
             attempts: BTreeMap::new(),
             pending_credits: BTreeMap::new(),
@@ -72,9 +75,10 @@ impl TaskManager {
     }
 
     /// A (new) JobManager connection is up: register, offering every slot.
-    pub fn handle_job_manager_connected(&mut self, _now: Instant) {
+    pub fn handle_job_manager_connected(&mut self, now: Instant) {
         self.registration = RegistrationStatus::Registering;
         self.next_heartbeat = None;
+        self.job_manager_heard_at = Some(now);
         self.outputs.push_back(Output::ToJobManager(ToJobManager::Register(TaskManagerRegistration {
             id: self.config.id,
             address: self.config.data_address.clone(),
@@ -90,6 +94,7 @@ impl TaskManager {
     pub fn handle_job_manager_lost(&mut self, _now: Instant) {
         self.registration = RegistrationStatus::Disconnected;
         self.next_heartbeat = None;
+        self.job_manager_heard_at = None;
         self.outputs.retain(|o| !matches!(o, Output::ToJobManager(_)));
         let keys: Vec<(JobId, AttemptId)> = self.attempts.keys().copied().collect();
         for (job, attempt) in keys {
@@ -98,7 +103,11 @@ impl TaskManager {
     }
 
     pub fn handle_job_manager_message(&mut self, now: Instant, message: ToTaskManager) {
+        if self.job_manager_heard_at.is_some() {
+            self.job_manager_heard_at = Some(now);
+        }
         match message {
+            ToTaskManager::HeartbeatReply => {}
             ToTaskManager::Registered { heartbeat_interval_ms } => {
                 if self.registration != RegistrationStatus::Registering {
                     self.counters.messages_refused += 1;
@@ -200,6 +209,11 @@ impl TaskManager {
     /// Sends the heartbeat when it is due. Sources that asked to be polled later need nothing here:
     /// the next [`TaskManager::run`] polls every source whose instant has come.
     pub fn handle_timeout(&mut self, now: Instant) {
+        if self.job_manager_deadline().is_some_and(|at| at <= now) {
+            self.handle_job_manager_lost(now);
+            self.outputs.push_back(Output::JobManagerSilent);
+            return;
+        }
         if let (Some(at), RegistrationStatus::Registered { heartbeat_interval }) =
             (self.next_heartbeat, &self.registration)
         {
@@ -225,10 +239,22 @@ impl TaskManager {
         out
     }
 
-    /// The next heartbeat, or the earliest instant a waiting source wants to be polled.
+    /// When the JobManager's silence makes it lost: while registered, that many heartbeat
+    /// intervals after it was last heard from.
+    fn job_manager_deadline(&self) -> Option<Instant> {
+        match (&self.registration, self.job_manager_heard_at) {
+            (RegistrationStatus::Registered { heartbeat_interval }, Some(at)) => {
+                Some(at + *heartbeat_interval * JOB_MANAGER_SILENT_HEARTBEATS)
+            }
+            _ => None,
+        }
+    }
+
+    /// The next heartbeat, the JobManager's silence deadline, or the earliest instant a waiting
+    /// source wants to be polled.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let wakes = self.attempts.values().flat_map(|a| a.subtasks.values()).filter_map(|r| r.wake);
-        self.next_heartbeat.into_iter().chain(wakes).min()
+        self.next_heartbeat.into_iter().chain(self.job_manager_deadline()).chain(wakes).min()
     }
 
     pub fn poll_output(&mut self) -> Option<Output> {

@@ -256,7 +256,7 @@ impl Pair {
                         assert_eq!(address, format!("tm-{}:6124", to.0));
                         self.links.entry((i, j)).or_default().push_back(message);
                     }
-                    Output::EndJobFailed { .. } => {}
+                    Output::EndJobFailed { .. } | Output::JobManagerSilent => {}
                 }
             }
         }
@@ -689,4 +689,37 @@ fn a_job_that_ended_while_its_subtasks_run_here_cancels_them_and_publishes_nothi
     assert!(tm.subtasks().is_empty());
     assert!(tm.slots().iter().all(|s| s.occupant.is_none()));
     assert_eq!(ended.lock().unwrap().as_slice(), &[(JOB_ID, ATTEMPT, false)]);
+}
+
+#[test]
+fn a_job_manager_silent_for_five_heartbeats_is_given_up_and_its_subtasks_stop() {
+    let mut tm = registered(1, 4, CreditConfig::DEFAULT);
+    for d in deployments(&[1, 1, 1, 1]) {
+        tm.handle_job_manager_message(T0, ToTaskManager::Deploy(d));
+    }
+    drain(&mut tm);
+    let interval = Duration::from_secs(1);
+    // Answered heartbeats keep the connection.
+    for k in 1..=10u32 {
+        let at = T0 + interval * k;
+        tm.handle_timeout(at);
+        assert!(drain(&mut tm).contains(&Output::ToJobManager(ToJobManager::Heartbeat)));
+        tm.handle_job_manager_message(at, ToTaskManager::HeartbeatReply);
+        tm.assert_invariants();
+    }
+    assert!(matches!(tm.registration(), RegistrationStatus::Registered { .. }));
+    // Then silence: the deadline is five intervals after the last reply.
+    let last = T0 + interval * 10;
+    let deadline = last + interval * JOB_MANAGER_SILENT_HEARTBEATS;
+    while let Some(at) = tm.poll_timeout().filter(|&at| at < deadline) {
+        tm.handle_timeout(at);
+        assert!(!drain(&mut tm).contains(&Output::JobManagerSilent), "silent too early, at {at:?}");
+    }
+    assert_eq!(tm.poll_timeout(), Some(deadline));
+    tm.handle_timeout(deadline);
+    let out = drain(&mut tm);
+    assert!(out.contains(&Output::JobManagerSilent), "{out:?}");
+    assert_eq!(tm.registration(), &RegistrationStatus::Disconnected);
+    assert!(tm.subtasks().is_empty(), "a TaskManager without a JobManager runs nothing");
+    tm.assert_invariants();
 }

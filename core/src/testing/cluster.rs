@@ -165,6 +165,9 @@ impl InMemoryCluster {
                     taskmanager::Output::EndJobFailed { job, attempt, error, .. } => {
                         panic!("{id}: ending the output of {job}/{attempt} failed: {error}")
                     }
+                    // The connections here never go silent, and the JobManager answers every
+                    // heartbeat: only a bug brings this.
+                    taskmanager::Output::JobManagerSilent => panic!("{id} found the JobManager silent"),
                 }
             }
         }

@@ -254,6 +254,17 @@ impl Node {
                     labels = ?registration.labels,
                     "TaskManager registering"
                 );
+                // A TaskManager registering on a new connection while its old one still stands
+                // has lost everything it ran (a TaskManager cancels its subtasks whenever it
+                // loses its JobManager connection): the old registration ends first, so its
+                // slots and subtasks count as lost rather than as still running.
+                if let Some(old) = self.tms.get(&tm).copied().filter(|&old| old != conn) {
+                    tracing::warn!(%tm, "TaskManager reconnected; what it ran before is lost");
+                    self.tms.remove(&tm);
+                    self.send(old, Outgoing::Close);
+                    self.jm.handle_task_manager_disconnected(now, tm);
+                    self.flush(now);
+                }
                 self.jm.handle_task_manager_message(now, tm, message);
                 self.registered(conn, tm);
                 return;

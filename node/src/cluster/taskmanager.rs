@@ -25,7 +25,9 @@ use rivulet_core::dataflow::credit::CreditConfig;
 use rivulet_core::ids::{ClusterId, TaskManagerId};
 use rivulet_core::protocol::messages::{DataMessage, ToJobManager, ToTaskManager};
 use rivulet_core::protocol::{Hello, PeerRole, Refusal, Remote};
-use rivulet_core::taskmanager::{Output, RegistrationStatus, TaskManager, TaskManagerConfig};
+use rivulet_core::taskmanager::{
+    Output, RegistrationStatus, TaskManager, TaskManagerConfig, JOB_MANAGER_SILENT_HEARTBEATS,
+};
 use rivulet_core::time::Instant;
 use smol::future;
 
@@ -79,6 +81,9 @@ pub struct TaskManagerNodeConfig {
 enum Event {
     JobManagerConnected {
         writer: Sender<ToJobManager>,
+        /// Closed by the TaskManager task to drop a connection the JobManager went silent on
+        /// (a partition may keep even its close from arriving).
+        give_up: Sender<()>,
     },
     FromJobManager(ToTaskManager),
     JobManagerLost {
@@ -158,12 +163,17 @@ pub async fn run_task_manager<R: Runtime>(rt: R, config: TaskManagerNodeConfig) 
         local,
         handshake_timeout: config.handshake_timeout,
         to_job_manager: None,
+        give_up_job_manager: None,
         links: BTreeMap::new(),
         next_link_generation: 0,
         events_in,
     };
     let mut busy = false;
     loop {
+        // In tests and simulations (debug builds), every step of the role is checked.
+        if cfg!(debug_assertions) {
+            node.tm.assert_invariants();
+        }
         let now = rt.now();
         if node.tm.poll_timeout().is_some_and(|t| t <= now) {
             node.tm.handle_timeout(now);
@@ -209,6 +219,8 @@ struct Node<R: Runtime> {
     local: Hello,
     handshake_timeout: Duration,
     to_job_manager: Option<Sender<ToJobManager>>,
+    /// Closing it makes the JobManager connection's reader give the connection up.
+    give_up_job_manager: Option<Sender<()>>,
     /// The outgoing data link to each peer TaskManager.
     links: BTreeMap<TaskManagerId, Link>,
     /// The number the next data link opened gets.
@@ -225,8 +237,9 @@ struct Link {
 impl<R: Runtime> Node<R> {
     fn apply(&mut self, now: Instant, event: Event) -> std::io::Result<()> {
         match event {
-            Event::JobManagerConnected { writer } => {
+            Event::JobManagerConnected { writer, give_up } => {
                 self.to_job_manager = Some(writer);
+                self.give_up_job_manager = Some(give_up);
                 self.tm.handle_job_manager_connected(now);
             }
             Event::FromJobManager(message) => {
@@ -264,6 +277,7 @@ impl<R: Runtime> Node<R> {
                     ),
                 }
                 self.to_job_manager = None;
+                self.give_up_job_manager = None;
                 self.tm.handle_job_manager_lost(now);
             }
             Event::Data { from, message } => self.tm.handle_data_message(now, from, message),
@@ -302,6 +316,18 @@ impl<R: Runtime> Node<R> {
                     let Some(writer) = &self.to_job_manager else { continue };
                     if let Err(TrySendError::Full(_)) = writer.try_send(message) {
                         tracing::warn!("the JobManager is not reading its messages; reconnecting");
+                        writer.close();
+                    }
+                }
+                Output::JobManagerSilent => {
+                    tracing::warn!(
+                        "no word from the JobManager for {JOB_MANAGER_SILENT_HEARTBEATS} heartbeat intervals; \
+                         its subtasks here are cancelled; reconnecting"
+                    );
+                    if let Some(give_up) = self.give_up_job_manager.take() {
+                        give_up.close();
+                    }
+                    if let Some(writer) = self.to_job_manager.take() {
                         writer.close();
                     }
                 }
@@ -395,11 +421,24 @@ async fn keep_job_manager_connection<R: Runtime>(
                 let (mut receiver, sender) = conn.into_split();
                 let (writer, queue) = async_channel::bounded(TO_JOB_MANAGER_QUEUED_MAX);
                 rt.spawn("taskmanager-jobmanager-writer", write_all(sender, queue));
-                if events.send(Event::JobManagerConnected { writer }).await.is_err() {
+                let (give_up, given_up) = async_channel::bounded::<()>(1);
+                if events.send(Event::JobManagerConnected { writer, give_up }).await.is_err() {
                     return;
                 }
                 let error = loop {
-                    match recv_message::<_, ToTaskManager>(&mut receiver).await {
+                    // Biased towards the connection; `recv` is cancel-safe.
+                    let next = future::or(
+                        async { Some(recv_message::<_, ToTaskManager>(&mut receiver).await) },
+                        async {
+                            let _ = given_up.recv().await;
+                            None
+                        },
+                    )
+                    .await;
+                    let Some(next) = next else {
+                        break Some("the JobManager went silent".to_owned());
+                    };
+                    match next {
                         Ok(Some(message)) => {
                             if events.send(Event::FromJobManager(message)).await.is_err() {
                                 return;

@@ -85,6 +85,16 @@ pub struct JobDetails {
     /// In the job graph's order.
     pub vertices: Vec<VertexCounters>,
     pub subtasks: Vec<SubtaskDetails>,
+    /// Slot requests the cluster cannot grant yet (empty once the job is deployed).
+    pub waiting_for: Vec<SlotWait>,
+}
+
+/// Slots a job waits for: `slots` at once, on TaskManagers whose labels include `labels` (any
+/// TaskManager when it is empty).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlotWait {
+    pub labels: BTreeMap<String, String>,
+    pub slots: u16,
 }
 
 /// One vertex's counters, summed over its subtasks' latest reports in the current attempt.
@@ -120,6 +130,11 @@ impl JobDetails {
             attempt: job.attempt,
             failures: job.failures,
             last_failure: job.last_failure.clone(),
+            waiting_for: job
+                .waiting_for
+                .iter()
+                .map(|(labels, slots)| SlotWait { labels: labels.clone(), slots: *slots })
+                .collect(),
             vertices: job
                 .vertices
                 .iter()
@@ -222,6 +237,7 @@ mod tests {
             last_failure: None,
             subtasks: Vec::new(),
             vertices: Vec::new(),
+            waiting_for: Vec::new(),
         };
         let tm = |id: u64, slots: u16, free_slots: u16| TaskManagerInfo {
             id: rivulet_core::ids::TaskManagerId(id),

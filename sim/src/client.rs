@@ -1,0 +1,213 @@
+//! The simulated client host: the node's own client, doing what a user would — wait for the
+//! TaskManagers, submit the job, poll its status until it ends — and checking every answer.
+//!
+//! It tells the harness what it saw through [`Observed`] (the host runs on the harness's thread,
+//! between its steps): when the job first ran and where, how it ended, and notes for the trace.
+//! Once the job has ended it keeps asking for a while: the status must not change, the job list
+//! must show it ended, and every TaskManager must get its slots back.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::Duration;
+
+use rivulet_core::ids::TaskManagerId;
+use rivulet_core::jobmanager::execution_state::ExecutionState;
+use rivulet_core::protocol::client::{ClientRequest, ClientResponse, JobInfo};
+use rivulet_node::cluster::client::Client;
+use rivulet_node::net::{Runtime, HANDSHAKE_TIMEOUT_DEFAULT};
+
+use crate::checks::{is_final, StatusChecker};
+use crate::runtime::TurmoilRuntime;
+use crate::{Note, CLUSTER, JOB_MANAGER_ADDRESS, TASK_MANAGERS};
+
+/// How often the client asks for the job's status.
+const POLL_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Status polls after the job ended, each of which must repeat the final status.
+const POLLS_AFTER_END: u32 = 5;
+
+/// How long after the job ended the TaskManagers may take to be registered with every slot free:
+/// long enough for a fault window still open (at most 12 s after the job ran) to close and for a
+/// TaskManager to reconnect (a back-off of at most 5 s).
+const SETTLED_LIMIT: Duration = Duration::from_secs(20);
+
+/// Connection attempts to the JobManager before the client gives up.
+const CONNECT_ATTEMPTS_MAX: u32 = 50;
+
+/// What the client host tells the harness.
+#[derive(Debug, Default)]
+pub struct Observed {
+    /// Simulated time of the submission.
+    pub submitted: Option<Duration>,
+    /// Simulated time of the first poll that found the job running with every subtask running,
+    /// and the TaskManagers running them.
+    pub running: Option<(Duration, Vec<TaskManagerId>)>,
+    /// The job's status once it ended, and when the client saw it.
+    pub ended: Option<(Duration, JobInfo)>,
+    /// Why the client gave up, or what check failed.
+    pub error: Option<String>,
+    /// What happened, for the trace a replay prints.
+    pub notes: Vec<Note>,
+}
+
+impl Observed {
+    fn note(&mut self, text: String) {
+        self.notes.push(Note { at: now(), text });
+    }
+}
+
+fn now() -> Duration {
+    turmoil::sim_elapsed().unwrap_or_default()
+}
+
+/// What the client does.
+#[derive(Debug)]
+pub struct ClientPlan {
+    pub job_file: String,
+    pub parallelism: Option<u16>,
+    /// How many TaskManagers must be registered, every slot free, after the job ended.
+    pub task_managers_at_end: usize,
+}
+
+/// The client host's whole life; an error ends the run as a failure.
+pub async fn run_client(
+    rt: &TurmoilRuntime,
+    plan: &ClientPlan,
+    mut checker: StatusChecker,
+    observed: &Rc<RefCell<Observed>>,
+) -> Result<(), String> {
+    let mut client = connect(rt).await?;
+    wait_for_task_managers(rt, &mut client).await?;
+    let submit = ClientRequest::Submit { job_file: plan.job_file.clone(), parallelism: plan.parallelism };
+    let job = match request(&mut client, &submit).await? {
+        ClientResponse::Submitted { job } => job,
+        other => return Err(format!("submitted the job, got {other:?}")),
+    };
+    {
+        let mut o = observed.borrow_mut();
+        o.submitted = Some(now());
+        o.note(format!("client: submitted {job}"));
+    }
+    let mut last: Option<JobInfo> = None;
+    let final_info = loop {
+        let info = job_status(&mut client, job).await?;
+        checker.observe(&info)?;
+        note_changes(observed, last.as_ref(), &info);
+        if is_final(&info.state) {
+            observed.borrow_mut().ended = Some((now(), info.clone()));
+            break info;
+        }
+        let all_running =
+            !info.subtasks.is_empty() && info.subtasks.iter().all(|s| s.state == ExecutionState::Running);
+        if info.state == "running" && all_running && observed.borrow().running.is_none() {
+            let mut placement: Vec<TaskManagerId> =
+                info.subtasks.iter().filter_map(|s| s.task_manager).collect();
+            placement.sort();
+            placement.dedup();
+            let mut o = observed.borrow_mut();
+            o.running = Some((now(), placement.clone()));
+            o.note(format!("client: every subtask runs, on {placement:?}"));
+        }
+        last = Some(info);
+        rt.sleep(POLL_INTERVAL).await;
+    };
+
+    for _ in 0..POLLS_AFTER_END {
+        rt.sleep(POLL_INTERVAL).await;
+        checker.observe(&job_status(&mut client, job).await?)?;
+    }
+    match request(&mut client, &ClientRequest::ListJobs).await? {
+        ClientResponse::Jobs { jobs } if jobs.len() == 1 && jobs[0] == final_info => {}
+        other => {
+            return Err(format!("listed the jobs after {job} ended {}, got {other:?}", final_info.state))
+        }
+    }
+    wait_until_settled(rt, &mut client, plan.task_managers_at_end, observed).await
+}
+
+/// Connects to the JobManager, retrying while it is not listening yet.
+async fn connect(rt: &TurmoilRuntime) -> Result<Client<TurmoilRuntime>, String> {
+    let mut last = String::new();
+    for _ in 0..CONNECT_ATTEMPTS_MAX {
+        match Client::connect(rt, JOB_MANAGER_ADDRESS, CLUSTER, HANDSHAKE_TIMEOUT_DEFAULT).await {
+            Ok(client) => return Ok(client),
+            Err(error) => last = error.to_string(),
+        }
+        rt.sleep(POLL_INTERVAL).await;
+    }
+    Err(format!("cannot connect to the JobManager after {CONNECT_ATTEMPTS_MAX} attempts: {last}"))
+}
+
+async fn wait_for_task_managers(
+    rt: &TurmoilRuntime,
+    client: &mut Client<TurmoilRuntime>,
+) -> Result<(), String> {
+    loop {
+        match request(client, &ClientRequest::TaskManagers).await? {
+            ClientResponse::TaskManagers { task_managers } if task_managers.len() == TASK_MANAGERS.len() => {
+                return Ok(())
+            }
+            ClientResponse::TaskManagers { .. } => rt.sleep(POLL_INTERVAL).await,
+            other => return Err(format!("asked for the TaskManagers, got {other:?}")),
+        }
+    }
+}
+
+/// Waits until `count` TaskManagers are registered, each with all its slots free.
+async fn wait_until_settled(
+    rt: &TurmoilRuntime,
+    client: &mut Client<TurmoilRuntime>,
+    count: usize,
+    observed: &Rc<RefCell<Observed>>,
+) -> Result<(), String> {
+    let since = now();
+    loop {
+        let task_managers = match request(client, &ClientRequest::TaskManagers).await? {
+            ClientResponse::TaskManagers { task_managers } => task_managers,
+            other => return Err(format!("asked for the TaskManagers, got {other:?}")),
+        };
+        let busy: Vec<_> = task_managers.iter().filter(|tm| tm.free_slots != tm.slots).collect();
+        if busy.is_empty() && task_managers.len() == count {
+            let ids: Vec<TaskManagerId> = task_managers.iter().map(|tm| tm.id).collect();
+            observed.borrow_mut().note(format!("client: every slot free on {ids:?}"));
+            return Ok(());
+        }
+        if now() - since > SETTLED_LIMIT {
+            return Err(format!(
+                "{SETTLED_LIMIT:?} after the job ended, {count} TaskManagers should be registered with \
+                 every slot free: {task_managers:?}"
+            ));
+        }
+        rt.sleep(POLL_INTERVAL).await;
+    }
+}
+
+async fn job_status(
+    client: &mut Client<TurmoilRuntime>,
+    job: rivulet_core::ids::JobId,
+) -> Result<JobInfo, String> {
+    match request(client, &ClientRequest::JobStatus { job }).await? {
+        ClientResponse::Job { job } => Ok(job),
+        other => Err(format!("asked for the status of {job}, got {other:?}")),
+    }
+}
+
+/// Notes what changed in the job's status (its state, attempt or failures).
+fn note_changes(observed: &Rc<RefCell<Observed>>, last: Option<&JobInfo>, info: &JobInfo) {
+    let changed =
+        last.is_none_or(|l| (&l.state, l.attempt, l.failures) != (&info.state, info.attempt, info.failures));
+    if changed {
+        let cause = info.last_failure.as_deref().map(|c| format!(" (last failure: {c})")).unwrap_or_default();
+        observed.borrow_mut().note(format!(
+            "client: job {} attempt {} after {} failures{cause}",
+            info.state, info.attempt, info.failures
+        ));
+    }
+}
+
+async fn request(
+    client: &mut Client<TurmoilRuntime>,
+    request: &ClientRequest,
+) -> Result<ClientResponse, String> {
+    client.request(request).await.map_err(|e| format!("{request:?}: {e}"))
+}

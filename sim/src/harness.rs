@@ -1,0 +1,298 @@
+//! One simulation: build the cluster on turmoil, step it, inject the scenario's faults on time,
+//! and judge the result.
+//!
+//! The harness steps turmoil itself (rather than `run`) so that it can inject a fault between two
+//! steps at the simulated time the scenario names. It judges a run by what the client saw: the
+//! job must end `finished` within the scenario's simulated-time limit, with every vertex's
+//! counters equal to those of the single-process runner on the same job file, with the failures
+//! the scenario expects, and without any of the client's checks failing.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use rivulet_core::connectors::BuiltinConnectors;
+use rivulet_core::dataflow::local::run_local;
+use rivulet_core::dataflow::operator::OperatorMetrics;
+use rivulet_core::graph::VertexKind;
+use rivulet_core::ids::TaskManagerId;
+use rivulet_core::jobfile::{parse_job, ParseOptions};
+use rivulet_core::protocol::client::JobInfo;
+use rivulet_node::cluster::{run_job_manager, run_task_manager, JobManagerNodeConfig, TaskManagerNodeConfig};
+use rivulet_node::net::HANDSHAKE_TIMEOUT_DEFAULT;
+
+use crate::catalog::task_manager_id;
+use crate::checks::StatusChecker;
+use crate::client::{run_client, ClientPlan, Observed};
+use crate::runtime::{EventTrace, SharedTrace, TurmoilRuntime};
+use crate::scenario::{Failures, Fault, Scenario, ScheduledFault, Trigger};
+use crate::{
+    Failure, Note, Outcome, CLIENT, CLUSTER, DATA_PORT, EPOCH_SECS, JOB_MANAGER, JOB_MANAGER_LISTEN,
+    LATENCY_MAX, LATENCY_MIN, LATENCY_SPREAD, TASK_MANAGERS,
+};
+
+/// The expected counters of a job, per vertex name, and the names of its sources.
+struct Expected {
+    counters: BTreeMap<String, OperatorMetrics>,
+    sources: Vec<String>,
+}
+
+/// Per vertex name, the counters of [`run_local`] on the scenario's job.
+fn expected(scenario: &Scenario) -> Result<Expected, String> {
+    let options = ParseOptions { parallelism: scenario.parallelism };
+    let graph = parse_job(&scenario.job_file, &options).map_err(|e| format!("the job file: {e}"))?;
+    let metrics = run_local(&graph, &BuiltinConnectors, 0, 4).map_err(|e| format!("run_local: {e}"))?;
+    let counters = graph.vertices().iter().map(|v| (v.name.clone(), metrics[v.id.index()])).collect();
+    let sources = (graph.vertices().iter())
+        .filter(|v| matches!(v.kind, VertexKind::Source { .. }))
+        .map(|v| v.name.clone())
+        .collect();
+    Ok(Expected { counters, sources })
+}
+
+/// Runs `scenario` with `seed`: its outcome if the job finished as the scenario expects.
+pub fn simulate(seed: u64, scenario: &Scenario) -> Result<Outcome, Failure> {
+    let failure = |message: String, notes: Vec<Note>| Failure {
+        seed,
+        scenario: scenario.name.clone(),
+        replay: scenario.replay_command(seed),
+        message,
+        notes,
+    };
+    let expected = expected(scenario).map_err(|m| failure(m, Vec::new()))?;
+    let trace: SharedTrace = Arc::new(Mutex::new(EventTrace::new()));
+    let observed = Rc::new(RefCell::new(Observed::default()));
+    let mut sim = build(seed, scenario, &expected, &trace, &observed);
+
+    let mut notes = Vec::new();
+    let stepped = step_until_done(&mut sim, scenario, &trace, &observed, &mut notes);
+    let elapsed = sim.elapsed();
+    let observed = observed.take();
+    notes.extend(observed.notes.iter().cloned());
+    // Stable: on a tie the harness's note (a fault) comes before what the client then saw.
+    notes.sort_by_key(|n| n.at);
+    let (ended_at, job, first_placement) = stepped
+        .and_then(|pending| judge(scenario, &expected, &observed, &pending, elapsed))
+        .map_err(|m| failure(m, notes.clone()))?;
+    let trace = trace.lock().expect("the simulation has ended").clone();
+    Ok(Outcome {
+        seed,
+        scenario: scenario.name.clone(),
+        trace,
+        elapsed,
+        submitted_at: observed.submitted.unwrap_or_default(),
+        ended_at,
+        job,
+        first_placement,
+        notes,
+    })
+}
+
+/// The simulation of `scenario`: a JobManager, the TaskManagers and the client, recording into
+/// `trace` and reporting into `observed`.
+fn build<'a>(
+    seed: u64,
+    scenario: &Scenario,
+    expected: &Expected,
+    trace: &SharedTrace,
+    observed: &Rc<RefCell<Observed>>,
+) -> turmoil::Sim<'a> {
+    let mut sim = turmoil::Builder::new()
+        .rng_seed(seed)
+        .epoch(SystemTime::UNIX_EPOCH + Duration::from_secs(EPOCH_SECS))
+        .simulation_duration(scenario.duration_limit)
+        .min_message_latency(LATENCY_MIN)
+        .max_message_latency(LATENCY_MAX)
+        .build();
+    add_job_manager(&mut sim, trace);
+    for index in 0..TASK_MANAGERS.len() {
+        add_task_manager(&mut sim, trace, index, scenario.slots[index]);
+    }
+    let (observed, trace) = (observed.clone(), trace.clone());
+    let plan = ClientPlan {
+        job_file: scenario.job_file.clone(),
+        parallelism: scenario.parallelism,
+        task_managers_at_end: scenario.expect.task_managers_at_end,
+    };
+    let task_managers = (0..TASK_MANAGERS.len()).map(task_manager_id).collect();
+    let checker = StatusChecker::new(expected.counters.clone(), expected.sources.clone(), task_managers);
+    sim.client(CLIENT, async move {
+        let rt = TurmoilRuntime::new(CLIENT, trace);
+        if let Err(error) = run_client(&rt, &plan, checker, &observed).await {
+            observed.borrow_mut().error = Some(error);
+        }
+        Ok(())
+    });
+    sim
+}
+
+/// Steps the simulation until the client is done, injecting each fault of the scenario once it
+/// is due. The faults not injected, or why the simulation stopped.
+fn step_until_done(
+    sim: &mut turmoil::Sim<'_>,
+    scenario: &Scenario,
+    trace: &SharedTrace,
+    observed: &Rc<RefCell<Observed>>,
+    notes: &mut Vec<Note>,
+) -> Result<Vec<ScheduledFault>, String> {
+    let mut pending: Vec<ScheduledFault> = scenario.faults.clone();
+    loop {
+        match sim.step() {
+            Ok(true) => return Ok(pending),
+            Ok(false) => {}
+            Err(e) => return Err(format!("after {:?} of simulated time: {e}", sim.elapsed())),
+        }
+        let (submitted, running) = {
+            let o = observed.borrow();
+            (o.submitted, o.running.as_ref().map(|(at, _)| *at))
+        };
+        let due_at = |f: &ScheduledFault| {
+            let since = match f.trigger {
+                Trigger::Start => Some(Duration::ZERO),
+                Trigger::Submitted => submitted,
+                Trigger::Running => running,
+            };
+            since.map(|since| since + f.after)
+        };
+        // Every fault now due, in the order they fell due (and the scenario's order on a tie).
+        let now = sim.elapsed();
+        let mut due: Vec<(Duration, usize)> = (pending.iter().enumerate())
+            .filter_map(|(i, f)| due_at(f).filter(|at| *at <= now).map(|at| (at, i)))
+            .collect();
+        if due.is_empty() {
+            continue;
+        }
+        due.sort();
+        for &(_, i) in &due {
+            let fault = &pending[i].fault;
+            tracing::info!(%fault, elapsed = ?now, "injecting a fault");
+            trace
+                .lock()
+                .expect("no host holds the trace between steps")
+                .record_fault(now, &fault.to_string());
+            notes.push(Note { at: now, text: format!("harness: {fault}") });
+            inject(sim, fault);
+        }
+        let injected: Vec<usize> = due.iter().map(|&(_, i)| i).collect();
+        pending = (pending.into_iter().enumerate())
+            .filter(|(i, _)| !injected.contains(i))
+            .map(|(_, f)| f)
+            .collect();
+    }
+}
+
+/// Judges a run the client has finished: when the job ended, its last status and its first
+/// placement, if it ended as the scenario expects.
+fn judge(
+    scenario: &Scenario,
+    expected: &Expected,
+    observed: &Observed,
+    pending: &[ScheduledFault],
+    elapsed: Duration,
+) -> Result<(Duration, JobInfo, Vec<TaskManagerId>), String> {
+    if let Some(error) = &observed.error {
+        return Err(format!("the client failed after {elapsed:?}: {error}"));
+    }
+    let Some((ended_at, job)) = observed.ended.clone() else {
+        return Err("the client ended without a final status".to_owned());
+    };
+    let never: Vec<String> = pending.iter().filter(|f| opens(&f.fault)).map(|f| f.to_string()).collect();
+    if !never.is_empty() {
+        return Err(format!("the job ended before these faults were injected: {never:?}"));
+    }
+    if job.state != "finished" {
+        let cause = &job.last_failure;
+        return Err(format!("the job ended {} (last failure: {cause:?}) after {ended_at:?}", job.state));
+    }
+    let actual: BTreeMap<String, OperatorMetrics> = job.vertices.iter().cloned().collect();
+    if actual != expected.counters {
+        return Err(format!("the cluster counted {actual:?}, run_local counted {:?}", expected.counters));
+    }
+    let first_placement = observed.running.clone().map(|(_, p)| p).unwrap_or_default();
+    let failures_ok = match scenario.expect.failures {
+        Failures::Zero => job.failures == 0,
+        Failures::AtLeastOne => job.failures >= 1,
+        Failures::AtLeastOneIfPlacedOn(tm) => job.failures >= 1 || !first_placement.contains(&tm),
+        Failures::Any => true,
+    };
+    if !failures_ok {
+        return Err(format!(
+            "expected {:?} with the job first placed on {first_placement:?}; it finished after {} \
+             failures (last: {:?})",
+            scenario.expect.failures, job.failures, job.last_failure
+        ));
+    }
+    if let Some(tm) = scenario.expect.last_attempt_on {
+        if job.subtasks.iter().any(|s| s.task_manager != Some(tm)) {
+            return Err(format!("the last attempt should run on {tm} only: {:?}", job.subtasks));
+        }
+    }
+    Ok((ended_at, job, first_placement))
+}
+
+/// Whether `fault` starts trouble (rather than ending it). A scenario whose job ended before a
+/// trouble-ending fault is fine; one whose trouble never started tested nothing.
+fn opens(fault: &Fault) -> bool {
+    match fault {
+        Fault::Crash(_) | Fault::Partition(..) | Fault::Hold(..) | Fault::Latency { .. } => true,
+        Fault::Bounce(_) | Fault::Repair(..) | Fault::Release(..) | Fault::NormalLatency(..) => false,
+    }
+}
+
+fn inject(sim: &mut turmoil::Sim<'_>, fault: &Fault) {
+    match *fault {
+        Fault::Crash(host) => sim.crash(host),
+        Fault::Bounce(host) => sim.bounce(host),
+        Fault::Partition(a, b) => sim.partition(a, b),
+        Fault::Repair(a, b) => sim.repair(a, b),
+        Fault::Hold(a, b) => sim.hold(a, b),
+        Fault::Release(a, b) => sim.release(a, b),
+        Fault::Latency { a, b, min } => {
+            sim.set_link_latency(a, b, min);
+            sim.set_link_max_message_latency(a, b, min + LATENCY_SPREAD);
+        }
+        Fault::NormalLatency(a, b) => {
+            sim.set_link_latency(a, b, LATENCY_MIN);
+            sim.set_link_max_message_latency(a, b, LATENCY_MAX);
+        }
+    }
+}
+
+fn add_job_manager(sim: &mut turmoil::Sim<'_>, trace: &SharedTrace) {
+    let trace = trace.clone();
+    sim.host(JOB_MANAGER, move || {
+        let trace = trace.clone();
+        async move {
+            // Created inside the host's runtime: its clock is the simulated one.
+            let rt = TurmoilRuntime::new(JOB_MANAGER, trace);
+            let config = JobManagerNodeConfig::new(JOB_MANAGER_LISTEN, CLUSTER);
+            run_job_manager(rt, config, |_| {}).await?;
+            Ok(())
+        }
+    });
+}
+
+fn add_task_manager(sim: &mut turmoil::Sim<'_>, trace: &SharedTrace, index: usize, slots: u16) {
+    let host = TASK_MANAGERS[index];
+    let trace = trace.clone();
+    sim.host(host, move || {
+        let trace = trace.clone();
+        let config = TaskManagerNodeConfig {
+            job_manager: crate::JOB_MANAGER_ADDRESS.to_owned(),
+            data_listen: format!("0.0.0.0:{DATA_PORT}"),
+            data_advertise_host: Some(host.to_owned()),
+            id: task_manager_id(index),
+            slots,
+            labels: BTreeMap::new(),
+            cluster: CLUSTER,
+            handshake_timeout: HANDSHAKE_TIMEOUT_DEFAULT,
+        };
+        async move {
+            let rt = TurmoilRuntime::new(host, trace);
+            run_task_manager(rt, config).await?;
+            Ok(())
+        }
+    });
+}
