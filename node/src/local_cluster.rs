@@ -24,7 +24,7 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant as StdInstant};
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -37,9 +37,12 @@ use rivulet_core::jobmanager::job_manager::{JobManager, JobManagerConfig, Output
 use rivulet_core::jobmanager::job_master::JobState;
 use rivulet_core::jobmanager::resource_manager::ResourceManagerConfig;
 use rivulet_core::protocol::messages::{DataMessage, ToJobManager, ToTaskManager};
-use rivulet_core::taskmanager::{Output as TmOutput, TaskManager, TaskManagerConfig};
-use rivulet_core::time::Instant;
+use rivulet_core::taskmanager::{
+    AlignedSource, Output as TmOutput, SourceAlignment, TaskManager, TaskManagerConfig,
+};
+use rivulet_core::time::{EventTime, Instant};
 
+use crate::alignment::SplitAlignment;
 use crate::connectors::NodeConnectors;
 
 /// Work units per call of [`TaskManager::run`] before a TaskManager thread looks at its inbox.
@@ -50,9 +53,32 @@ const RUN_BUDGET: usize = 64;
 const HEARTBEAT_INTERVAL: Duration = Duration::from_millis(200);
 const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// The bounds of channels between TaskManager threads: buffers as deep as the input queue of a local channel,
+/// because here a credit comes back in a thread hand-off, not a network round trip.
+fn local_credits() -> CreditConfig {
+    CreditConfig::new(32, 8).expect("valid credit bounds")
+}
+
 /// The longest a waiting thread sleeps before it looks again (a bound, not a tick: inputs and
 /// timers wake it earlier).
 const IDLE_WAIT_MAX: Duration = Duration::from_millis(100);
+
+/// Keeps the splits of every event-time source together across the mini-cluster's threads (see
+/// [`SplitAlignment`]): without it, a split that races ahead fills windows that cannot fire yet.
+#[derive(Clone, Default)]
+struct SharedAlignment(Arc<Mutex<BTreeMap<AlignedSource, Arc<SplitAlignment>>>>);
+
+impl SourceAlignment for SharedAlignment {
+    fn may_advance(&self, source: AlignedSource, split: u16, watermark: EventTime) -> bool {
+        let splits = {
+            // A panic elsewhere cannot leave the map half-updated: entries are only inserted.
+            let mut map = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            map.entry(source).or_insert_with(|| Arc::new(SplitAlignment::new(source.splits.into()))).clone()
+        };
+        splits.publish(usize::from(split), watermark);
+        splits.may_advance(usize::from(split))
+    }
+}
 
 /// What a TaskManager thread is told.
 enum TmInput {
@@ -101,7 +127,11 @@ pub fn run_on_local_cluster(
     tick: Duration,
     mut watch: impl FnMut(&JobProgress<'_>),
 ) -> Result<RunResult> {
-    let workers = options.workers.max(1);
+    // No more TaskManagers than the widest operator has subtasks: at parallelism 1 a job's chains
+    // share one thread and hand batches over in memory, where a second thread would only add
+    // thread hand-offs on every batch and credit.
+    let widest = graph.vertices().iter().map(|v| usize::from(v.parallelism)).max().unwrap_or(1);
+    let workers = options.workers.clamp(1, widest.max(1));
     let subtasks = ExecutionPlan::new(graph).subtasks.len();
     let slots = u16::try_from(subtasks.div_ceil(workers)).context("too many subtasks for one TaskManager")?;
     let started = StdInstant::now();
@@ -117,10 +147,17 @@ pub fn run_on_local_cluster(
         })
         .unzip();
 
+    let alignment = SharedAlignment::default();
     std::thread::scope(|scope| -> Result<RunResult> {
         let mut threads = Vec::new();
         for (&id, inbox) in ids.iter().zip(receivers) {
-            let host = TaskManagerThread { id, inbox, to_jm: to_jm.clone(), peers: inboxes.clone() };
+            let host = TaskManagerThread {
+                id,
+                inbox,
+                to_jm: to_jm.clone(),
+                peers: inboxes.clone(),
+                alignment: alignment.clone(),
+            };
             let thread = std::thread::Builder::new()
                 .name(format!("rivulet-tm-{}", id.0))
                 .spawn_scoped(scope, move || host.run(slots, clock))
@@ -278,6 +315,7 @@ struct TaskManagerThread {
     inbox: Receiver<TmInput>,
     to_jm: Sender<(TaskManagerId, ToJobManager)>,
     peers: BTreeMap<TaskManagerId, Sender<TmInput>>,
+    alignment: SharedAlignment,
 }
 
 impl TaskManagerThread {
@@ -289,9 +327,10 @@ impl TaskManagerThread {
             slots,
             labels: BTreeMap::new(),
             heartbeat_interval: HEARTBEAT_INTERVAL,
-            credits: CreditConfig::default(),
+            credits: local_credits(),
         };
         let mut tm = TaskManager::new(config, Box::new(NodeConnectors::default()));
+        tm.set_source_alignment(Box::new(self.alignment.clone()));
         let mut errors = Vec::new();
         tm.handle_job_manager_connected(clock());
         self.route(&mut tm, &mut errors);

@@ -126,7 +126,7 @@ fn main() -> ExitCode {
         Command::Validate { job, parallelism } => match load(&job, parallelism) {
             Ok((_, graph)) => {
                 print!("{graph}");
-                print!("{}", rivulet_node::runner::describe_plan(&graph));
+                print!("{}", rivulet_node::progress::describe_plan(&graph));
                 ExitCode::SUCCESS
             }
             Err(message) => {

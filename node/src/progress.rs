@@ -5,7 +5,8 @@ use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
 use rivulet_core::dataflow::operator::OperatorMetrics;
-use rivulet_core::graph::{JobGraph, VertexKind};
+use rivulet_core::dataflow::plan::ExecutionPlan;
+use rivulet_core::graph::{JobGraph, VertexId, VertexKind};
 
 use crate::local_cluster::{JobProgress, RunResult};
 
@@ -171,6 +172,18 @@ fn plural(n: u64, noun: &str) -> String {
     } else {
         format!("{noun}s")
     }
+}
+
+/// The chains and subtasks a job runs as, for `rivulet validate`.
+pub fn describe_plan(graph: &JobGraph) -> String {
+    let plan = ExecutionPlan::new(graph);
+    let mut out = format!("plan: {} chains, {} subtasks\n", plan.chains.len(), plan.subtasks.len());
+    for (i, chain) in plan.chains.iter().enumerate() {
+        let names: Vec<&str> =
+            chain.vertices.iter().map(|&v: &VertexId| graph.vertex(v).name.as_str()).collect();
+        let _ = writeln!(out, "  chain {i}: {} ×{}", names.join(" → "), chain.parallelism);
+    }
+    out
 }
 
 #[cfg(test)]

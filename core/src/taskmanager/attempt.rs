@@ -101,6 +101,8 @@ pub(super) struct SubtaskRun {
     pub wake: Option<Instant>,
     /// Which input to take from next: 0 is the local queue, `1 + i` the `i`-th receiver.
     pub input_cursor: usize,
+    /// For a split of a source with event time: its source and split index, for alignment.
+    pub split: Option<(super::AlignedSource, u16)>,
 }
 
 impl SubtaskRun {

@@ -195,7 +195,10 @@ impl TaskManager {
     /// One subtask's turn; whether it did anything.
     fn step(&mut self, now: Instant, key: SubtaskKey) -> bool {
         let delivered = self.deliver(key);
-        let Some(run) = self.subtask_run(key) else { return true };
+        let Some(run) = self.attempts.get_mut(&(key.0, key.1)).and_then(|a| a.subtasks.get_mut(&key.2))
+        else {
+            return true;
+        };
         if run.is_blocked() {
             return delivered;
         }
@@ -211,6 +214,13 @@ impl TaskManager {
                 return delivered;
             }
             run.wake = None;
+            if let (Some(alignment), Some((source, split))) = (&self.alignment, run.split) {
+                let watermark = run.subtask.source_watermark().expect("aligned splits have event time");
+                if !alignment.may_advance(source, split, watermark) {
+                    run.wake = Some(now + Duration::from_micros(super::ALIGNMENT_REPOLL_MICROS));
+                    return delivered;
+                }
+            }
             match run.subtask.poll_source(now) {
                 Ok(SourceStatus::Pending(until)) => {
                     // Always strictly later, so an idle TaskManager's timeout is in the future.

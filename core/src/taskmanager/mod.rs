@@ -56,6 +56,31 @@ pub use task_manager::TaskManager;
 /// silently (a partition, a dropped NAT entry) would otherwise leave it idle for good.
 pub const JOB_MANAGER_SILENT_HEARTBEATS: u32 = 5;
 
+/// One source of one attempt, whose splits a [`SourceAlignment`] keeps together in event time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct AlignedSource {
+    pub job: JobId,
+    pub attempt: AttemptId,
+    /// The source's vertex in the job graph.
+    pub vertex: u32,
+    /// How many splits (subtasks) the source has.
+    pub splits: u16,
+}
+
+/// Event-time alignment of a source's splits, supplied by a driver whose TaskManagers can share
+/// one cheaply (the embedded mini-cluster's threads; [`TaskManager::set_source_alignment`]).
+/// A split that runs far ahead of its source's slowest split only opens windows that cannot fire
+/// yet, so window state grows with the skew: a split the alignment holds back is not polled, and
+/// asked again [`ALIGNMENT_REPOLL_MICROS`] later. Without one, splits run freely.
+pub trait SourceAlignment: Send {
+    /// Split `split` of `source` has emitted `watermark` (`WATERMARK_MAX` once it has ended): may
+    /// it produce more now?
+    fn may_advance(&self, source: AlignedSource, split: u16, watermark: crate::time::EventTime) -> bool;
+}
+
+/// How soon a split held back by its [`SourceAlignment`] is asked again.
+pub const ALIGNMENT_REPOLL_MICROS: u64 = 200;
+
 /// How a TaskManager starts.
 #[derive(Clone, Debug)]
 pub struct TaskManagerConfig {

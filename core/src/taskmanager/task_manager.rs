@@ -20,8 +20,8 @@ use crate::time::Instant;
 
 use super::attempt::{AttemptRun, JobPlan, Peer, RemoteInput, RemoteOutput, SubtaskRun};
 use super::{
-    DeployError, Output, RegistrationStatus, SlotInfo, SlotOccupant, SubtaskInfo, SubtaskPhase,
-    TaskManagerConfig, TaskManagerCounters, JOB_MANAGER_SILENT_HEARTBEATS,
+    AlignedSource, DeployError, Output, RegistrationStatus, SlotInfo, SlotOccupant, SourceAlignment,
+    SubtaskInfo, SubtaskPhase, TaskManagerConfig, TaskManagerCounters, JOB_MANAGER_SILENT_HEARTBEATS,
 };
 
 /// (job, attempt, subtask): a subtask running here, and the order `run` serves them in.
@@ -50,6 +50,7 @@ pub struct TaskManager {
     pub(super) cursor: Option<SubtaskKey>,
     pub(super) outputs: VecDeque<Output>,
     pub(super) counters: TaskManagerCounters,
+    pub(super) alignment: Option<Box<dyn SourceAlignment>>,
 }
 
 impl TaskManager {
@@ -67,6 +68,19 @@ impl TaskManager {
             cursor: None,
             outputs: VecDeque::new(),
             counters: TaskManagerCounters::default(),
+            alignment: None,
+        }
+    }
+
+    /// Aligns the splits of every event-time source this TaskManager runs with `alignment`.
+    pub fn set_source_alignment(&mut self, alignment: Box<dyn SourceAlignment>) {
+        self.alignment = Some(alignment);
+    }
+
+    /// A split that ends (finished, failed or cancelled) holds its siblings back no more.
+    pub(super) fn release_split(&self, run: &SubtaskRun) {
+        if let (Some(alignment), Some((source, split))) = (&self.alignment, run.split) {
+            alignment.may_advance(source, split, crate::time::WATERMARK_MAX);
         }
     }
 
@@ -355,7 +369,18 @@ impl TaskManager {
         let connectors = record.connectors.as_deref().unwrap_or(&*self.connectors);
         let subtask = Subtask::new(&job.graph, &job.plan, SubtaskId(d.subtask), connectors)
             .map_err(DeployError::Instantiate)?;
+        let split = subtask.source_watermark().map(|_| {
+            let vertex = subtask.head_vertex();
+            let source = AlignedSource {
+                job: d.job,
+                attempt: d.attempt,
+                vertex: vertex.0,
+                splits: job.graph.vertex(vertex).parallelism,
+            };
+            (source, sp.index)
+        });
         let run = SubtaskRun {
+            split,
             subtask,
             slot: d.slot,
             local_queue: VecDeque::with_capacity(INPUT_QUEUE_ELEMENTS_MAX),
@@ -400,6 +425,7 @@ impl TaskManager {
         let runs = std::mem::take(&mut record.subtasks);
         record.ended.extend(runs.keys().copied());
         for (subtask, run) in runs {
+            self.release_split(&run);
             self.slots[usize::from(run.slot.0)] = None;
             if report {
                 let metrics = metrics_of(&run.subtask);
@@ -420,6 +446,7 @@ impl TaskManager {
         if record.subtasks.is_empty() {
             record.job = None;
         }
+        self.release_split(&run);
         self.slots[usize::from(run.slot.0)] = None;
         let metrics = metrics_of(&run.subtask);
         self.report(job, attempt, subtask, state, error, metrics);

@@ -723,3 +723,50 @@ fn a_job_manager_silent_for_five_heartbeats_is_given_up_and_its_subtasks_stop() 
     assert!(tm.subtasks().is_empty(), "a TaskManager without a JobManager runs nothing");
     tm.assert_invariants();
 }
+
+/// An alignment that holds every split back while `hold` is set, and records what it was told.
+#[derive(Clone, Default)]
+struct Gate {
+    hold: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<(AlignedSource, u16, i64)>>>,
+}
+
+impl SourceAlignment for Gate {
+    fn may_advance(&self, source: AlignedSource, split: u16, watermark: crate::time::EventTime) -> bool {
+        self.seen.lock().unwrap().push((source, split, watermark));
+        !self.hold.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+#[test]
+fn a_split_its_alignment_holds_back_is_not_polled_until_it_may_advance() {
+    let gate = Gate::default();
+    gate.hold.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut tm = registered(1, 4, CreditConfig::DEFAULT);
+    tm.set_source_alignment(Box::new(gate.clone()));
+    for d in deployments(&[1, 1, 1, 1]) {
+        tm.handle_job_manager_message(T0, ToTaskManager::Deploy(d));
+    }
+    drain(&mut tm);
+    // Held: the sources are asked, not polled, and come back after the re-poll delay.
+    assert_eq!(tm.run(T0, 64), 0);
+    let asked = gate.seen.lock().unwrap().clone();
+    assert_eq!(asked.len(), 2, "each of the two splits asks once: {asked:?}");
+    assert!(asked.iter().all(|(s, _, _)| s.job == JOB_ID && s.splits == 2 && s.vertex == 0));
+    let repoll = T0 + Duration::from_micros(ALIGNMENT_REPOLL_MICROS);
+    assert_eq!(tm.poll_timeout(), Some(repoll));
+    // Released: the job runs to the end as without alignment, and each split that ends says so.
+    gate.hold.store(false, std::sync::atomic::Ordering::Relaxed);
+    let mut outputs = Vec::new();
+    while tm.run(repoll, 16) > 0 {
+        outputs.extend(drain(&mut tm));
+    }
+    outputs.extend(drain(&mut tm));
+    let (metrics, _) = summarize(&task_states(outputs));
+    assert_eq!(metrics, reference_metrics());
+    let seen = gate.seen.lock().unwrap();
+    for split in 0..2 {
+        assert!(seen.contains(&(seen[0].0, split, crate::time::WATERMARK_MAX)), "split {split} released");
+    }
+    tm.assert_invariants();
+}
