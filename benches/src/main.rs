@@ -1,15 +1,23 @@
-//! The benchmark program: runs the workloads of `shared/workloads.md` in-process and prints one
-//! JSON object per line.
+//! The benchmark program: runs the workloads of `shared/workloads.md` and prints one JSON object
+//! per line.
 //!
 //! ```text
-//! cargo run --release -p rivulet-benches                  # W1 and W2 at parallelism 1 and 2, 3 runs each
-//! cargo run --release -p rivulet-benches -- --runs 5 w2   # only W2
+//! cargo run --release -p rivulet-benches                      # everything below, 3 runs each
+//! cargo run --release -p rivulet-benches -- --runs 5 w2       # only W2
+//! cargo run --release -p rivulet-benches -- w2-net -p 1       # W2-net at parallelism 1
+//! cargo run --release -p rivulet-benches -- f1                # F1: footprint of idle nodes
+//! target/release/rivulet-benches w2-net --rivulet PATH        # W2-net of another rivulet build
 //! ```
 //!
-//! Each run is a child process (the program re-runs itself with `--child`), so that its peak
-//! RSS (`VmHWM`) is its own. A run's time is the job's wall time from the start of its
-//! subtasks to the end of the last one; the summary line of a configuration gives the median.
+//! W1 and W2 run in-process: each run is a child process (the program re-runs itself with
+//! `--child`), so that its peak RSS (`VmHWM`) is its own. A run's time is the job's wall time from
+//! the start of its subtasks to the end of the last one; the summary line of a configuration gives
+//! the median. W2-net and F1 start real `rivulet` node processes on loopback (see `cluster.rs`).
 
+mod cluster;
+mod nodes;
+
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -18,8 +26,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use rivulet_core::graph::VertexKind;
 use rivulet_core::jobfile::{parse_job, ParseOptions};
-use rivulet_node::connectors::NodeConnectors;
-use rivulet_node::runner::{run_job, RunOptions};
+use rivulet_node::local_cluster::{run_on_local_cluster, RunOptions};
 
 struct Workload {
     name: &'static str,
@@ -32,62 +39,107 @@ const WORKLOADS: &[Workload] = &[
     Workload { name: "W2", job: include_str!("../../examples/w2.toml"), records: 20_000_000 },
 ];
 
+/// A benchmark the command line can select.
+#[derive(Clone, Copy)]
+enum Benchmark {
+    InProcess(&'static Workload),
+    W2Net,
+    F1,
+}
+
+const USAGE: &str =
+    "usage: rivulet-benches [--runs N] [--parallelism|-p N] [--rivulet PATH] [w1] [w2] [w2-net] [f1]";
+
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("--child") {
         return child(&args[1..]);
     }
+    nodes::install_panic_hook();
     let mut runs = 3usize;
-    let mut selected: Vec<&Workload> = Vec::new();
+    let mut parallelisms = vec![1u16, 2];
+    let mut rivulet: Option<PathBuf> = None;
+    let mut selected: Vec<Benchmark> = Vec::new();
     let mut i = 0;
     while i < args.len() {
         match args[i].as_str() {
             "--runs" => {
                 runs = args.get(i + 1).and_then(|r| r.parse().ok()).context("--runs needs a number")?;
+                if runs == 0 {
+                    bail!("--runs needs at least 1");
+                }
                 i += 1;
             }
+            "--parallelism" | "-p" => {
+                let p =
+                    args.get(i + 1).and_then(|p| p.parse().ok()).context("--parallelism needs a number")?;
+                parallelisms = vec![p];
+                i += 1;
+            }
+            "--rivulet" => {
+                rivulet = Some(PathBuf::from(args.get(i + 1).context("--rivulet needs a path")?));
+                i += 1;
+            }
+            "w2-net" | "W2-net" | "W2-NET" => selected.push(Benchmark::W2Net),
+            "f1" | "F1" => selected.push(Benchmark::F1),
             name => match WORKLOADS.iter().find(|w| w.name.eq_ignore_ascii_case(name)) {
-                Some(w) => selected.push(w),
-                None => bail!("unknown workload `{name}`; known: W1, W2 (and --runs N)"),
+                Some(w) => selected.push(Benchmark::InProcess(w)),
+                None => bail!("unknown benchmark `{name}`\n{USAGE}"),
             },
         }
         i += 1;
     }
     if selected.is_empty() {
-        selected = WORKLOADS.iter().collect();
+        selected = WORKLOADS.iter().map(Benchmark::InProcess).collect();
+        selected.extend([Benchmark::W2Net, Benchmark::F1]);
     }
-    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let exe = std::env::current_exe().context("locating this program")?;
-    for w in selected {
-        for parallelism in [1u16, 2] {
-            let mut results = Vec::new();
-            for _ in 0..runs {
-                let out = Command::new(&exe)
-                    .args(["--child", w.name, &parallelism.to_string(), &workers.to_string()])
-                    .output()
-                    .context("running a benchmark child")?;
-                if !out.status.success() {
-                    bail!(
-                        "{} at parallelism {parallelism} failed: {}",
-                        w.name,
-                        String::from_utf8_lossy(&out.stderr)
-                    );
+    let needs_nodes = selected.iter().any(|b| !matches!(b, Benchmark::InProcess(_)));
+    let binary = if needs_nodes { Some(nodes::rivulet_binary(rivulet.as_deref())?) } else { None };
+    let binary = || binary.as_deref().expect("found above when a benchmark needs nodes");
+    for benchmark in selected {
+        match benchmark {
+            Benchmark::InProcess(w) => {
+                for &parallelism in &parallelisms {
+                    in_process(w, parallelism, runs)?;
                 }
-                let line = String::from_utf8(out.stdout).context("child output")?;
-                print!("{line}");
-                results.push(parse_run(&line)?);
             }
-            results.sort_by(|a, b| a.0.total_cmp(&b.0));
-            let (seconds, _, window_results) = results[results.len() / 2];
-            let rss_max = results.iter().map(|r| r.1).max().unwrap_or(0);
-            println!(
-                "{{\"summary\":true,\"workload\":\"{}\",\"parallelism\":{parallelism},\"workers\":{workers},\"runs\":{runs},\
-                 \"median_seconds\":{seconds:.4},\"records_per_second\":{:.0},\"peak_rss_kb_max\":{rss_max},\"window_results\":{window_results}}}",
-                w.name,
-                w.records as f64 / seconds
-            );
+            Benchmark::W2Net => {
+                for &parallelism in &parallelisms {
+                    cluster::w2_net(binary(), parallelism, runs)?;
+                }
+            }
+            Benchmark::F1 => cluster::f1(binary(), runs)?,
         }
     }
+    Ok(())
+}
+
+/// An in-process workload at one parallelism: `runs` child processes, then a summary line.
+fn in_process(w: &Workload, parallelism: u16, runs: usize) -> Result<()> {
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let exe = std::env::current_exe().context("locating this program")?;
+    let mut results = Vec::new();
+    for _ in 0..runs {
+        let out = Command::new(&exe)
+            .args(["--child", w.name, &parallelism.to_string(), &workers.to_string()])
+            .output()
+            .context("running a benchmark child")?;
+        if !out.status.success() {
+            bail!("{} at parallelism {parallelism} failed: {}", w.name, String::from_utf8_lossy(&out.stderr));
+        }
+        let line = String::from_utf8(out.stdout).context("child output")?;
+        print!("{line}");
+        results.push(parse_run(&line)?);
+    }
+    results.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let (seconds, _, window_results) = results[results.len() / 2];
+    let rss_max = results.iter().map(|r| r.1).max().unwrap_or(0);
+    println!(
+        "{{\"summary\":true,\"workload\":\"{}\",\"parallelism\":{parallelism},\"workers\":{workers},\"runs\":{runs},\
+         \"median_seconds\":{seconds:.4},\"records_per_second\":{:.0},\"peak_rss_kb_max\":{rss_max},\"window_results\":{window_results}}}",
+        w.name,
+        w.records as f64 / seconds
+    );
     Ok(())
 }
 
@@ -109,9 +161,11 @@ fn child(args: &[String]) -> Result<()> {
     let parallelism: u16 = parallelism.parse()?;
     let workers: usize = workers.parse()?;
     let graph = parse_job(w.job, &ParseOptions { parallelism: Some(parallelism) })?;
-    let result = run_job(
+    // The embedded mini-cluster of `rivulet run`: a JobManager and TaskManagers in this process.
+    let result = run_on_local_cluster(
+        w.job,
+        Some(parallelism),
         &graph,
-        &NodeConnectors::default(),
         &RunOptions { workers },
         Arc::new(AtomicBool::new(false)),
         Duration::from_secs(3600),

@@ -3,7 +3,9 @@
 //! - [`cluster`] puts the JobManager and TaskManager roles on TCP (`rivulet jobmanager`, `taskmanager`, the client commands);
 //! - [`rest`] is the JobManager's REST API (JSON over HTTP) and the client the CLI uses it with;
 //! - [`config`] gathers a node's settings from flags, environment variables and a TOML file;
-//! - [`runner`] runs a job on an embedded mini-cluster inside one process (`rivulet run`);
+//! - [`local_cluster`] runs a job on an embedded mini-cluster inside one process (`rivulet run`):
+//!   a JobManager and TaskManagers on threads, connected in memory;
+//! - [`alignment`] keeps the splits of a source together in event time across those threads;
 //! - [`net`] is the network layer: the runtime seam, smol over TCP, the connection handshake;
 //! - [`connectors`] supplies the I/O connectors (files, stdout) the core cannot have;
 //! - [`progress`] turns counters into the live progress line and the final summary.
@@ -16,4 +18,3 @@ pub mod local_cluster;
 pub mod net;
 pub mod progress;
 pub mod rest;
-pub mod runner;

@@ -52,7 +52,7 @@ impl ProgressMode {
         }
     }
 
-    /// How often the runner should call [`Progress::tick`].
+    /// How often the mini-cluster should call [`Progress::tick`].
     pub fn tick(self) -> Duration {
         match self {
             ProgressMode::Line => Duration::from_millis(250),

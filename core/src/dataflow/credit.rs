@@ -9,7 +9,13 @@
 //! on the wire only while it holds a credit, and spends one per element — markers included, so they
 //! stay in order with the data and count against the same memory. The receiver grants all its
 //! buffers when the channel opens, and one credit back every time its subtask consumes an element.
-//! Credits returned between two announcements travel together in one grant.
+//! Credits returned between two announcements travel together in one grant, and a receiver holds
+//! them back until it has [`CreditConfig::grant_min`] of them: a producer that waits for credit is
+//! then woken once per `grant_min` elements, not once per element, and the credit messages shrink by
+//! as much (across processes, each wake-up is a round of thread switches; see `docs/benchmarks.md`).
+//! Holding credits back never deadlocks a channel: a sender with no credit and nothing on the wire
+//! means that every one of the `credits_max ≥ grant_min` buffers is at the receiver, so once its
+//! subtask has consumed what they hold, they are all returned credits, and announced.
 //!
 //! ```text
 //!              push ─▶ backlog ─poll_send─▶ ══ Data ══▶ on_element ─▶ buffers ─poll_element─▶ subtask
@@ -70,13 +76,14 @@ impl fmt::Display for ChannelId {
     }
 }
 
-/// The bounds of one channel, valid by construction: `credits_max` in `1..=CHANNEL_CREDITS_MAX`
-/// and `backlog_max` in `1..=CHANNEL_BACKLOG_MAX`. Credits and elements are counted in `u32`, the
-/// unit of a credit grant on the wire.
+/// The bounds of one channel, valid by construction: `credits_max` in `1..=CHANNEL_CREDITS_MAX`,
+/// `backlog_max` in `1..=CHANNEL_BACKLOG_MAX` and `grant_min` in `1..=credits_max`. Credits and
+/// elements are counted in `u32`, the unit of a credit grant on the wire.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CreditConfig {
     credits_max: u32,
     backlog_max: u32,
+    grant_min: u32,
 }
 
 /// A [`CreditConfig`] outside the limits of `limits.rs`.
@@ -86,14 +93,21 @@ pub enum CreditConfigError {
     CreditsMax(u32),
     #[error("backlog_max is {0}, expected 1 to {max}", max = CHANNEL_BACKLOG_MAX)]
     BacklogMax(u32),
+    #[error("grant_min is {grant_min}, expected 1 to credits_max ({credits_max})")]
+    GrantMin { grant_min: u32, credits_max: u32 },
 }
 
 impl CreditConfig {
-    /// [`CHANNEL_CREDITS_DEFAULT`] buffers and [`CHANNEL_BACKLOG_DEFAULT`] backlog places.
-    pub const DEFAULT: CreditConfig =
-        CreditConfig { credits_max: CHANNEL_CREDITS_DEFAULT, backlog_max: CHANNEL_BACKLOG_DEFAULT };
+    /// [`CHANNEL_CREDITS_DEFAULT`] buffers and [`CHANNEL_BACKLOG_DEFAULT`] backlog places; every
+    /// returned credit is announced at once.
+    pub const DEFAULT: CreditConfig = CreditConfig {
+        credits_max: CHANNEL_CREDITS_DEFAULT,
+        backlog_max: CHANNEL_BACKLOG_DEFAULT,
+        grant_min: 1,
+    };
 
-    /// Zero of either would deadlock the channel by construction, so both start at 1.
+    /// Zero of either would deadlock the channel by construction, so both start at 1. Returned
+    /// credits are announced at once (`grant_min` 1; see [`CreditConfig::with_grant_min`]).
     pub fn new(credits_max: u32, backlog_max: u32) -> Result<CreditConfig, CreditConfigError> {
         if !(1..=CHANNEL_CREDITS_MAX).contains(&credits_max) {
             return Err(CreditConfigError::CreditsMax(credits_max));
@@ -101,7 +115,17 @@ impl CreditConfig {
         if !(1..=CHANNEL_BACKLOG_MAX).contains(&backlog_max) {
             return Err(CreditConfigError::BacklogMax(backlog_max));
         }
-        Ok(CreditConfig { credits_max, backlog_max })
+        Ok(CreditConfig { credits_max, backlog_max, grant_min: 1 })
+    }
+
+    /// This configuration with receivers that announce returned credits only once they have
+    /// `grant_min` of them (module documentation). Above `credits_max` a receiver would never
+    /// announce anything, and 0 means nothing.
+    pub fn with_grant_min(self, grant_min: u32) -> Result<CreditConfig, CreditConfigError> {
+        if !(1..=self.credits_max).contains(&grant_min) {
+            return Err(CreditConfigError::GrantMin { grant_min, credits_max: self.credits_max });
+        }
+        Ok(CreditConfig { grant_min, ..self })
     }
 
     /// Elements the receiver buffers at most: the credits it grants when the channel opens.
@@ -112,6 +136,11 @@ impl CreditConfig {
     /// Elements the sender keeps waiting for credit before it refuses more.
     pub fn backlog_max(self) -> u32 {
         self.backlog_max
+    }
+
+    /// Returned credits a receiver collects before it announces them.
+    pub fn grant_min(self) -> u32 {
+        self.grant_min
     }
 }
 
@@ -322,6 +351,8 @@ pub struct CreditReceiverCounters {
 pub struct CreditReceiver {
     channel: ChannelId,
     credits_max: u32,
+    /// Announce returned credits once at least this many are waiting; in `1..=credits_max`.
+    grant_min: u32,
     /// Received, not yet consumed, in order; at most `credits_max`.
     buffers: VecDeque<Element>,
     /// Credits earned by consumed elements and not yet announced.
@@ -337,6 +368,7 @@ impl CreditReceiver {
         CreditReceiver {
             channel,
             credits_max: config.credits_max(),
+            grant_min: config.grant_min(),
             buffers: VecDeque::with_capacity(config.credits_max() as usize),
             credits_unannounced: 0,
             end_received: false,
@@ -400,10 +432,10 @@ impl CreditReceiver {
     }
 
     /// The credits to announce to the sender: everything returned since the last announcement, in
-    /// one grant. `None` when there is nothing to announce, and always once the end of input has
-    /// arrived, since the sender has nothing left to send.
+    /// one grant. `None` while fewer than `grant_min` are waiting, and always once the end of input
+    /// has arrived, since the sender has nothing left to send.
     pub fn poll_credit(&mut self) -> Option<u32> {
-        if self.end_received || self.credits_unannounced == 0 {
+        if self.end_received || self.credits_unannounced < self.grant_min {
             return None;
         }
         let n = std::mem::take(&mut self.credits_unannounced);
@@ -418,6 +450,7 @@ impl CreditReceiver {
 
     pub fn assert_invariants(&self) {
         let c = &self.counters;
+        assert!((1..=self.credits_max).contains(&self.grant_min), "{}: grant_min", self.channel);
         assert!(self.buffered_len() <= self.credits_max, "{}: buffers over their bound", self.channel);
         assert!(c.elements_received <= c.credits_announced, "{}: received without credit", self.channel);
         assert_eq!(c.elements_received - c.elements_consumed, self.buffers.len() as u64, "{}", self.channel);
@@ -440,3 +473,107 @@ impl CreditReceiver {
 #[cfg(test)]
 #[path = "credit_tests.rs"]
 mod tests;
+
+/// Receivers that hold returned credits back (`grant_min` > 1); the rules of every channel are in
+/// `credit_tests.rs`.
+#[cfg(test)]
+mod grant_min_tests {
+    use std::collections::VecDeque;
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::batch::{Batch, Column};
+    use crate::dataflow::plan::SubtaskId;
+
+    fn channel() -> ChannelId {
+        ChannelId {
+            job: JobId(1),
+            attempt: AttemptId(0),
+            to: ChannelAddr { subtask: SubtaskId(0), channel: 0 },
+        }
+    }
+
+    fn batch(i: u32) -> Element {
+        Element::Batch(Batch::new(vec![Column::Int(vec![i64::from(i)])]))
+    }
+
+    #[test]
+    fn returned_credits_wait_until_there_are_grant_min_of_them() {
+        let config = CreditConfig::new(4, 4).unwrap().with_grant_min(3).unwrap();
+        assert_eq!(config.grant_min(), 3);
+        let mut receiver = CreditReceiver::new(channel(), config);
+        assert_eq!(receiver.initial_credit(), 4, "the opening grant is every buffer, whatever grant_min");
+        for i in 0..4 {
+            receiver.on_element(batch(i)).unwrap();
+        }
+        for _ in 0..2 {
+            receiver.poll_element().unwrap();
+            assert_eq!(receiver.poll_credit(), None, "fewer than grant_min returned");
+        }
+        receiver.poll_element().unwrap();
+        assert_eq!(receiver.poll_credit(), Some(3));
+        receiver.poll_element().unwrap();
+        assert_eq!(receiver.poll_credit(), None);
+        receiver.assert_invariants();
+    }
+
+    #[test]
+    fn grant_min_must_lie_between_1_and_credits_max() {
+        let config = CreditConfig::new(4, 1).unwrap();
+        assert_eq!(config.grant_min(), 1);
+        assert_eq!(config.with_grant_min(4).map(CreditConfig::grant_min), Ok(4));
+        for bad in [0, 5] {
+            assert_eq!(
+                config.with_grant_min(bad),
+                Err(CreditConfigError::GrantMin { grant_min: bad, credits_max: 4 })
+            );
+        }
+        assert_eq!(
+            config.with_grant_min(5).unwrap_err().to_string(),
+            "grant_min is 5, expected 1 to credits_max (4)"
+        );
+    }
+
+    proptest! {
+        /// A producer that pushes whenever it can and a consumer that takes elements in random
+        /// steps: whatever `grant_min`, everything arrives in order and nothing deadlocks.
+        #[test]
+        fn held_back_credits_never_stall_a_channel(
+            credits_max in 1u32..=6,
+            backlog_max in 1u32..=4,
+            grant_min_seed in 0u32..6,
+            steps in prop::collection::vec(0u8..5, 0..200),
+            total in 0u32..40,
+        ) {
+            let grant_min = 1 + grant_min_seed % credits_max;
+            let config = CreditConfig::new(credits_max, backlog_max).unwrap().with_grant_min(grant_min).unwrap();
+            let (mut sender, mut receiver) = (CreditSender::new(channel(), config), CreditReceiver::new(channel(), config));
+            let (mut data, mut credits) = (VecDeque::new(), VecDeque::from([receiver.initial_credit()]));
+            let (mut pushed, mut consumed) = (0u32, Vec::new());
+            // Random steps, then every step in turn until nothing moves: the channel must drain.
+            let settle = std::iter::repeat_n([0u8, 1, 2, 3, 4], 4 * (total as usize + 2) + 8).flatten();
+            for step in steps.into_iter().chain(settle) {
+                match step {
+                    0 if pushed <= total && sender.can_accept() => {
+                        sender.push(if pushed == total { Element::EndOfInput } else { batch(pushed) });
+                        pushed += 1;
+                    }
+                    1 => data.extend(std::iter::from_fn(|| sender.poll_send())),
+                    2 => if let Some(e) = data.pop_front() { receiver.on_element(e).unwrap() },
+                    3 => {
+                        consumed.extend(receiver.poll_element());
+                        credits.extend(receiver.poll_credit());
+                    }
+                    4 => if let Some(n) = credits.pop_front() { sender.on_credit(n).unwrap() },
+                    _ => {}
+                }
+                sender.assert_invariants();
+                receiver.assert_invariants();
+            }
+            prop_assert!(sender.is_finished() && receiver.is_finished(), "the channel stalled");
+            let expected: Vec<Element> = (0..total).map(batch).chain([Element::EndOfInput]).collect();
+            prop_assert_eq!(consumed, expected);
+        }
+    }
+}

@@ -32,9 +32,27 @@ where
     S: FrameSender + ?Sized,
     T: Serialize,
 {
-    let mut frame = Vec::new();
-    encode_frame(message, &mut frame).map_err(|error| io::Error::new(io::ErrorKind::InvalidInput, error))?;
-    sender.send(&frame[FRAME_HEADER_BYTES..]).await
+    send_message_with(sender, message, &mut Vec::new()).await
+}
+
+/// An encoding buffer larger than this (after one large message) is given back after the send.
+const SCRATCH_KEPT_BYTES_MAX: usize = 1 << 20;
+
+/// [`send_message`] encoding into `scratch`, a buffer the caller keeps between messages: a writer
+/// that streams batches then encodes each into memory that is already there, instead of growing a
+/// new buffer (and copying it at every doubling) for every message.
+pub async fn send_message_with<S, T>(sender: &mut S, message: &T, scratch: &mut Vec<u8>) -> io::Result<()>
+where
+    S: FrameSender + ?Sized,
+    T: Serialize,
+{
+    scratch.clear();
+    encode_frame(message, scratch).map_err(|error| io::Error::new(io::ErrorKind::InvalidInput, error))?;
+    let sent = sender.send(&scratch[FRAME_HEADER_BYTES..]).await;
+    if scratch.capacity() > SCRATCH_KEPT_BYTES_MAX {
+        *scratch = Vec::new();
+    }
+    sent
 }
 
 /// Receives the next frame as a `T`; `Ok(None)` once the peer closed cleanly.
