@@ -230,7 +230,7 @@ fn a_refused_peer_reads_the_refusers_reason() {
         let Err(HandshakeFailure::RefusedPeer { error, peer_reason: None }) = server_result else {
             panic!("the server refuses: {server_result:?}");
         };
-        assert_eq!(error.to_string(), "peer speaks protocol version 2, this node speaks 1");
+        assert_eq!(error.to_string(), "peer speaks protocol version 3, this node speaks 2");
         let Verdict::Refused(refusal) = verdict else { panic!("refused: {verdict:?}") };
         assert_eq!(refusal.reason, error.to_string());
     });

@@ -12,9 +12,9 @@ use crate::ids::{AttemptId, JobId, SlotId, TaskManagerId};
 use crate::limits::{LABELS_MAX, LABEL_BYTES_MAX};
 use crate::time::Instant;
 
-/// The control-protocol version a ResourceManager accepts unless configured otherwise.
-/// The node should pass the protocol module's version here once both exist.
-pub const PROTOCOL_VERSION_DEFAULT: u16 = 1;
+/// The control-protocol version a ResourceManager accepts unless configured otherwise: the one
+/// this build speaks.
+pub const PROTOCOL_VERSION_DEFAULT: u16 = crate::protocol::PROTOCOL_VERSION;
 
 /// How the ResourceManager watches TaskManagers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,4 +1,4 @@
-//! Messages between a client (the CLI, the REST gateway) and the JobManager, protocol version 1.
+//! Messages between a client (the CLI, the REST gateway) and the JobManager, protocol version 2.
 //! A client connection carries [`ClientRequest`]s one way and one [`ClientResponse`] per request
 //! the other way, in order.
 

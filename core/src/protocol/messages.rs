@@ -1,4 +1,4 @@
-//! The messages of protocol version 1, after the handshake. Each connection carries one
+//! The messages of protocol version 2, after the handshake. Each connection carries one
 //! direction's enum per frame:
 //!
 //! | connection | direction | enum |

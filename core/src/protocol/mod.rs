@@ -6,7 +6,7 @@
 //! - [`frame`]: length-prefixed frames (a 4-byte big-endian length, then a postcard payload of at most
 //!   [`FRAME_BYTES_MAX`](crate::limits::FRAME_BYTES_MAX) bytes) and message decoding;
 //! - [`client`]: what clients (the CLI, REST) ask the JobManager and what it answers;
-//! - [`messages`]: what TaskManagers and the JobManager say after the handshake (version 1);
+//! - [`messages`]: what TaskManagers and the JobManager say after the handshake (version 2);
 //! - [`wire_batch`]: record batches and stream elements on the wire, checked on arrival;
 //! - [`handshake`]: the `Hello` and `Verdict` every connection opens with, which check the magic, the
 //!   protocol version and the cluster before any other message is read.
