@@ -98,6 +98,20 @@ struct RunningJob {
     stopping: bool,
 }
 
+impl RunningJob {
+    /// Keeps a subtask's latest counters: a newer attempt's first report drops the older
+    /// attempt's, and a report of an older attempt (or without counters) changes nothing.
+    fn record_metrics(&mut self, attempt: AttemptId, subtask: u32, metrics: Vec<(u32, OperatorMetrics)>) {
+        if attempt > self.metrics_attempt {
+            self.metrics.clear();
+            self.metrics_attempt = attempt;
+        }
+        if attempt == self.metrics_attempt && !metrics.is_empty() {
+            self.metrics.insert(subtask, metrics);
+        }
+    }
+}
+
 pub struct JobManager {
     config: JobManagerConfig,
     resources: ResourceManager,
@@ -238,13 +252,7 @@ impl JobManager {
 
     fn task_state(&mut self, now: Instant, report: TaskStateReport) {
         let Some(entry) = self.jobs.get_mut(&report.job) else { return };
-        if report.attempt > entry.metrics_attempt {
-            entry.metrics.clear();
-            entry.metrics_attempt = report.attempt;
-        }
-        if report.attempt == entry.metrics_attempt && !report.metrics.is_empty() {
-            entry.metrics.insert(report.subtask, report.metrics);
-        }
+        entry.record_metrics(report.attempt, report.subtask, report.metrics);
         entry.master.handle_task_state(
             now,
             report.attempt,
@@ -263,11 +271,7 @@ impl JobManager {
         if report.attempt != status.attempt || host != Some(from) || report.metrics.is_empty() {
             return;
         }
-        if report.attempt > entry.metrics_attempt {
-            entry.metrics.clear();
-            entry.metrics_attempt = report.attempt;
-        }
-        entry.metrics.insert(report.subtask, report.metrics);
+        entry.record_metrics(report.attempt, report.subtask, report.metrics);
     }
 
     /// The connection to TaskManager `tm` closed: it is dead for the cluster.
