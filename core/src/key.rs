@@ -10,7 +10,7 @@ use crate::batch::{Batch, Column};
 use crate::types::{DataType, Scalar};
 
 /// One field's part of a key. Floats compare by bit pattern so that keys are `Eq + Hash`.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub enum KeyPart {
     Int(i64),
     FloatBits(u64),
@@ -19,7 +19,7 @@ pub enum KeyPart {
 }
 
 /// The key of one record. Single integer keys, the common case, need no allocation.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub enum Key {
     Int(i64),
     Parts(Box<[KeyPart]>),

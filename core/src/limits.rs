@@ -73,6 +73,20 @@ const _: () = assert!(PARALLELISM_MAX <= SLOTS_PER_REQUEST_MAX);
 const _: () =
     assert!(SLOTS_PER_REQUEST_MAX as usize <= TASK_MANAGERS_MAX * SLOTS_PER_TASK_MANAGER_MAX as usize);
 
+/// Completed checkpoints a job may keep (`[job.checkpoints] retained`).
+pub const CHECKPOINTS_RETAINED_MAX: u16 = 100;
+
+/// Bytes of snapshot data in one `CheckpointState` or `RestoreState` message: snapshots travel
+/// in chunks of this size, so a large state never needs one large frame.
+pub const SNAPSHOT_CHUNK_BYTES_MAX: usize = 1 << 20;
+
+/// Bytes of one subtask's snapshot: what a JobManager assembles from chunks, or a TaskManager
+/// from a restore, is refused beyond it.
+pub const SUBTASK_SNAPSHOT_BYTES_MAX: usize = 1 << 30;
+
+/// Restores a TaskManager holds for deployments that have not arrived yet.
+pub const PENDING_RESTORES_MAX: usize = 1024;
+
 /// Bytes of one frame's payload on a cluster connection, control messages and data batches alike.
 /// A decoder buffers at most one such frame per connection, so this bounds its memory.
 pub const FRAME_BYTES_MAX: usize = 8 << 20;
@@ -84,6 +98,9 @@ pub const NODE_NAME_BYTES_MAX: usize = 64;
 /// Bytes of the reason a node gives when it refuses a connection; longer reasons are cut.
 pub const REFUSAL_REASON_BYTES_MAX: usize = 1024;
 
+// A snapshot chunk fits a frame with room for the message around it.
+const _: () = assert!(SNAPSHOT_CHUNK_BYTES_MAX * 2 <= FRAME_BYTES_MAX);
+const _: () = assert!(SNAPSHOT_CHUNK_BYTES_MAX <= SUBTASK_SNAPSHOT_BYTES_MAX);
 // The frame header holds the payload length in a u32.
 const _: () = assert!(FRAME_BYTES_MAX <= u32::MAX as usize);
 // A submission carries its whole job file in one frame, with room for the rest of the message.

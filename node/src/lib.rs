@@ -11,6 +11,7 @@
 //! - [`progress`] turns counters into the live progress line and the final summary.
 
 pub mod alignment;
+pub mod checkpoint_store;
 pub mod cluster;
 pub mod config;
 pub mod connectors;

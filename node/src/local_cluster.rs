@@ -21,6 +21,7 @@
 //! messages by the credits of each channel (a sender never sends without credit), control
 //! messages by the number of subtasks and heartbeats.
 
+use crate::checkpoint_store::{CheckpointStore, MemoryStore};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
@@ -192,6 +193,7 @@ struct JobManagerHost<C> {
     inboxes: BTreeMap<TaskManagerId, Sender<TmInput>>,
     clock: C,
     ended: Option<(JobId, JobState, Option<String>)>,
+    checkpoints: MemoryStore,
 }
 
 impl<C: Fn() -> Instant> JobManagerHost<C> {
@@ -211,7 +213,14 @@ impl<C: Fn() -> Instant> JobManagerHost<C> {
             restart_default: RestartStrategy::None,
             ..JobManagerConfig::default()
         };
-        JobManagerHost { jm: JobManager::new(config), from_tms, inboxes, clock, ended: None }
+        JobManagerHost {
+            jm: JobManager::new(config),
+            from_tms,
+            inboxes,
+            clock,
+            ended: None,
+            checkpoints: MemoryStore::default(),
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -291,6 +300,14 @@ impl<C: Fn() -> Instant> JobManagerHost<C> {
                     tracing::error!(%tm, "a TaskManager thread missed its heartbeats");
                 }
                 JmOutput::JobEnded { job, state, cause } => self.ended = Some((job, state, cause)),
+                JmOutput::PersistCheckpoint { job, checkpoint, retained } => {
+                    let result = self.checkpoints.persist(job, &checkpoint, retained);
+                    let (now, id) = ((self.clock)(), checkpoint.id);
+                    self.jm.handle_checkpoint_persisted(now, job, id, result.map(|()| checkpoint));
+                }
+                JmOutput::CheckpointAborted { job, checkpoint, reason } => {
+                    tracing::info!(%job, %checkpoint, %reason, "checkpoint aborted");
+                }
             }
         }
     }

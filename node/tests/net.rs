@@ -111,6 +111,7 @@ fn peers_handshake_and_exchange_messages_both_ways() {
                     task_manager: TaskManagerId(3),
                     address: "127.0.0.1:6124".into(),
                 }],
+                restore_from: None,
             }),
             ToTaskManager::CancelAttempt { job, attempt },
         ];
@@ -230,7 +231,11 @@ fn a_refused_peer_reads_the_refusers_reason() {
         let Err(HandshakeFailure::RefusedPeer { error, peer_reason: None }) = server_result else {
             panic!("the server refuses: {server_result:?}");
         };
-        assert_eq!(error.to_string(), "peer speaks protocol version 3, this node speaks 2");
+        let expected = format!(
+            "peer speaks protocol version {}, this node speaks {PROTOCOL_VERSION}",
+            PROTOCOL_VERSION + 1
+        );
+        assert_eq!(error.to_string(), expected);
         let Verdict::Refused(refusal) = verdict else { panic!("refused: {verdict:?}") };
         assert_eq!(refusal.reason, error.to_string());
     });

@@ -149,6 +149,27 @@ impl SourceReader for Generator {
         self.emitted += rows as u64;
         Ok(SourcePoll::Batch(batch))
     }
+
+    fn position(&self) -> Option<Vec<u8>> {
+        Some(self.next_block.to_le_bytes().to_vec())
+    }
+
+    /// A restored generator paces its rate from its first poll again.
+    fn restore_position(&mut self, position: &[u8]) -> Result<(), String> {
+        let bytes: [u8; 8] = position
+            .try_into()
+            .map_err(|_| format!("a generator position is 8 bytes, the snapshot has {}", position.len()))?;
+        let block = u64::from_le_bytes(bytes);
+        if block % self.parallelism != self.subtask_index {
+            return Err(format!(
+                "block {block} is not one of subtask {} of {}",
+                self.subtask_index, self.parallelism
+            ));
+        }
+        self.next_block = block;
+        (self.emitted, self.started) = (0, None);
+        Ok(())
+    }
 }
 
 #[cfg(test)]

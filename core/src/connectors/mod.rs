@@ -6,7 +6,7 @@ pub mod generator;
 use crate::dataflow::operators::sink::{CountWriter, SinkWriter};
 use crate::dataflow::source::SourceReader;
 use crate::graph::{SinkConnector, SourceConnector};
-use crate::ids::{AttemptId, JobId};
+use crate::ids::{AttemptId, CheckpointId, JobId};
 use crate::types::Schema;
 
 /// Makes the reader of one source split and the writer of one sink subtask. The node crate
@@ -23,6 +23,12 @@ pub trait ConnectorFactory {
     /// Called once when the job has ended: sinks that staged output make it visible if the job
     /// `succeeded`, and discard it otherwise, so a failed job publishes nothing.
     fn end_job(&self, _succeeded: bool) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// Checkpoint `checkpoint` of this attempt is complete: commit what its sinks pre-committed
+    /// for it and earlier ones, including sinks that have finished since (their writers are gone).
+    fn commit_checkpoint(&self, _checkpoint: CheckpointId) -> Result<(), String> {
         Ok(())
     }
 

@@ -173,6 +173,7 @@ fn describe(element: &Element) -> String {
         Element::Batch(batch) => format!("a batch of {} rows", batch.len()),
         Element::Watermark(w) => format!("watermark {w}"),
         Element::EndOfInput => "the end of input".to_owned(),
+        Element::Barrier(id) => format!("the barrier of {id}"),
     }
 }
 

@@ -1,6 +1,7 @@
 //! What flows on a channel between subtasks: batches, and in-band progress markers.
 
 use crate::batch::Batch;
+use crate::ids::CheckpointId;
 use crate::time::EventTime;
 
 /// One element of a stream. Watermarks and the end marker travel in order with the data, so a
@@ -12,6 +13,9 @@ pub enum Element {
     Watermark(EventTime),
     /// The channel's producer has finished; nothing follows.
     EndOfInput,
+    /// Checkpoint barrier: everything before it on this channel belongs to the checkpoint's
+    /// state, everything after it to what follows the checkpoint.
+    Barrier(CheckpointId),
 }
 
 impl Element {

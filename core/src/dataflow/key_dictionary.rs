@@ -114,6 +114,25 @@ impl KeyDictionary {
         &self.keys[id as usize]
     }
 
+    pub fn key_group(&self, id: u32) -> u16 {
+        self.key_groups[id as usize]
+    }
+
+    /// The id of a key restored from a snapshot, whose key group and shape are checked first
+    /// (the same rules as `id`, which would panic).
+    pub fn restored_id(&mut self, key_group: u16, key: &Key) -> Result<u32, String> {
+        match &self.map {
+            IdMap::Int(map) => {
+                map.check_key_group(key_group)?;
+                if !matches!(key, Key::Int(_)) {
+                    return Err(format!("key {key:?} in the snapshot of an integer-keyed window"));
+                }
+            }
+            IdMap::Any(map) => map.check_key_group(key_group)?,
+        }
+        Ok(self.id(key_group, key))
+    }
+
     pub fn acquire(&mut self, id: u32) {
         self.refs[id as usize] += 1;
     }

@@ -2,6 +2,7 @@
 
 use crate::batch::Batch;
 use crate::expr::EvalError;
+use crate::ids::CheckpointId;
 use crate::time::EventTime;
 use thiserror::Error;
 
@@ -67,7 +68,8 @@ impl Output {
     }
 }
 
-/// Counters of one operator, read by drivers for progress reports and summaries.
+/// Counters of one operator, read by drivers for progress reports and summaries; kept in
+/// snapshots, so that a job restored from a checkpoint counts each record once.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct OperatorMetrics {
     pub records_in: u64,
@@ -106,6 +108,31 @@ pub trait Operator: Send {
     }
 
     fn on_end(&mut self, _out: &mut Output) -> Result<(), TaskError> {
+        Ok(())
+    }
+
+    /// The operator's state at checkpoint `checkpoint` ([`crate::state::snapshot::encode_state`]),
+    /// empty when it keeps none. Called between two inputs, when the checkpoint's barrier has
+    /// been aligned. A sink pre-commits here: what it wrote since the previous checkpoint becomes
+    /// a pending transaction the returned handle names, committed by
+    /// [`Operator::notify_checkpoint_complete`].
+    fn snapshot_state(&mut self, _checkpoint: CheckpointId) -> Result<Vec<u8>, TaskError> {
+        Ok(Vec::new())
+    }
+
+    /// Restores what `snapshot_state` returned, before any input. Bytes come from storage and are
+    /// checked: an error names what does not fit.
+    fn restore_state(&mut self, state: &[u8]) -> Result<(), String> {
+        if state.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("a stateless operator was given {} bytes of state", state.len()))
+        }
+    }
+
+    /// Checkpoint `checkpoint` is complete (durably recorded): a sink commits what it
+    /// pre-committed for it and for any earlier checkpoint.
+    fn notify_checkpoint_complete(&mut self, _checkpoint: CheckpointId) -> Result<(), TaskError> {
         Ok(())
     }
 

@@ -8,14 +8,24 @@
 
 use std::collections::VecDeque;
 
+use serde::{Deserialize, Serialize};
+
 use crate::batch::Batch;
 use crate::dataflow::key_dictionary::KeyDictionary;
 use crate::dataflow::operators::acc_columns::AccColumn;
-use crate::dataflow::operators::accumulate::{AggregateSpec, ArgColumn};
+use crate::dataflow::operators::accumulate::{Acc, AggregateSpec, ArgColumn};
 use crate::key::{Key, KeySelector};
 use crate::time::EventTime;
 
 const NO_SLOT: u32 = u32::MAX;
+
+/// One open pane in a snapshot: its window and, per key, the key group, key and accumulators.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PaneSnapshot {
+    pub start: EventTime,
+    pub end: EventTime,
+    pub slots: Vec<(u16, Key, Vec<Acc>)>,
+}
 
 #[derive(Debug)]
 pub struct Pane {
@@ -166,6 +176,69 @@ impl PaneStore {
             pane.accs.iter_mut().for_each(AccColumn::clear);
             self.spare = Some(pane);
         }
+    }
+
+    /// Every open pane, for a snapshot (between batches: nothing is pending).
+    pub fn snapshot(&self) -> Vec<PaneSnapshot> {
+        assert!(self.dirty.is_empty(), "snapshots are taken between batches");
+        (self.panes.iter())
+            .map(|p| PaneSnapshot {
+                start: p.start,
+                end: p.end,
+                slots: (p.key_ids.iter().enumerate())
+                    .map(|(slot, &id)| {
+                        let accs = p.accs.iter().map(|a| a.get(slot as u32)).collect();
+                        (self.keys.key_group(id), self.keys.key(id).clone(), accs)
+                    })
+                    .collect(),
+            })
+            .collect()
+    }
+
+    /// Opens the panes of a snapshot in an empty store. Each pane, key group, key and accumulator
+    /// is checked: a pane given twice, a key twice in a pane, a key group of another subtask or
+    /// accumulators of another kind are errors.
+    pub fn restore(&mut self, panes: Vec<PaneSnapshot>) -> Result<(), String> {
+        assert!(self.panes.is_empty(), "restored into an empty store");
+        for snapshot in panes {
+            if snapshot.start >= snapshot.end {
+                return Err(format!(
+                    "a pane [{}, {}) in the snapshot is empty",
+                    snapshot.start, snapshot.end
+                ));
+            }
+            if self.panes.iter().any(|p| p.start == snapshot.start) {
+                return Err(format!("the pane starting at {} appears twice in the snapshot", snapshot.start));
+            }
+            let index = self.find_or_open(snapshot.start, snapshot.end);
+            for (key_group, key, accs) in snapshot.slots {
+                let id = self.keys.restored_id(key_group, &key)?;
+                let pane = &mut self.panes[index];
+                if id as usize >= pane.slot_of.len() {
+                    pane.slot_of.resize(self.keys.id_bound().max(id as usize + 1), NO_SLOT);
+                }
+                if pane.slot_of[id as usize] != NO_SLOT {
+                    return Err(format!("key {key:?} appears twice in the pane at {}", snapshot.start));
+                }
+                if accs.len() != pane.accs.len() {
+                    return Err(format!(
+                        "{} accumulators in the snapshot for {} aggregates",
+                        accs.len(),
+                        pane.accs.len()
+                    ));
+                }
+                for (column, acc) in pane.accs.iter_mut().zip(&accs) {
+                    if !column.push_acc(acc) {
+                        return Err(format!("accumulator {acc:?} does not fit the aggregate {column:?}"));
+                    }
+                }
+                pane.slot_of[id as usize] = pane.key_ids.len() as u32;
+                pane.key_ids.push(id);
+                self.keys.acquire(id);
+            }
+        }
+        self.last = 0;
+        Ok(())
     }
 
     pub fn assert_invariants(&self, watermark: EventTime) {

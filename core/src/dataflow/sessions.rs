@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::dataflow::operators::accumulate::{new_accs, Acc, AggregateSpec, ArgColumn};
+use crate::dataflow::operators::accumulate::{check_restored_accs, new_accs, Acc, AggregateSpec, ArgColumn};
 use crate::dataflow::windowing::{is_late, sessions_meet};
 use crate::key::Key;
 use crate::state::KeyedState;
@@ -18,6 +18,9 @@ pub struct Session {
     pub end: EventTime,
     pub accs: Vec<Acc>,
 }
+
+/// One key's open sessions in a snapshot: key group, key, and `(start, end, accumulators)` each.
+pub type SessionsSnapshot = (u16, Key, Vec<(EventTime, EventTime, Vec<Acc>)>);
 
 #[derive(Debug)]
 pub struct SessionStore {
@@ -93,6 +96,43 @@ impl SessionStore {
                 }
             }
         }
+    }
+
+    /// Every key's open sessions `(start, end, accumulators)`, with its key group: a snapshot.
+    pub fn snapshot(&self) -> Vec<SessionsSnapshot> {
+        (self.state.entries())
+            .map(|(group, key, sessions)| {
+                let list = sessions.iter().map(|s| (s.start, s.end, s.accs.clone())).collect();
+                (group, key.clone(), list)
+            })
+            .collect()
+    }
+
+    /// Restores a snapshot into an empty store, with a timer at each session's last millisecond.
+    /// Sessions are checked: non-empty, not meeting one another, accumulators of the right kinds,
+    /// key groups of this subtask, no key twice, none due under `watermark`.
+    pub fn restore(&mut self, watermark: EventTime, snapshot: Vec<SessionsSnapshot>) -> Result<(), String> {
+        assert!(self.state.is_empty(), "restored into an empty store");
+        for (key_group, key, list) in snapshot {
+            self.state.check_key_group(key_group)?;
+            if list.is_empty() || self.state.get(key_group, &key).is_some() {
+                return Err(format!("key {key:?} has no sessions or appears twice in the snapshot"));
+            }
+            let mut sessions = Vec::with_capacity(list.len());
+            for (start, end, accs) in list {
+                check_restored_accs(&self.specs, &accs)?;
+                let meets = sessions.iter().any(|s: &Session| sessions_meet(s.start, s.end, start, end));
+                if start >= end || is_late(end, watermark) || meets {
+                    return Err(format!(
+                        "key {key:?}: session [{start}, {end}) cannot be open at watermark {watermark}"
+                    ));
+                }
+                self.timers.entry(end - 1).or_default().push((key_group, key.clone()));
+                sessions.push(Session { start, end, accs });
+            }
+            *self.state.get_or_insert_with(key_group, &key, Vec::new) = sessions;
+        }
+        Ok(())
     }
 
     pub fn assert_invariants(&self, watermark: EventTime) {

@@ -26,6 +26,17 @@ pub trait SourceReader: Send {
     fn records_skipped(&self) -> u64 {
         0
     }
+
+    /// The read position a checkpoint records, from which a restored reader replays; `None` for a
+    /// reader that cannot replay, which makes the checkpoint fail.
+    fn position(&self) -> Option<Vec<u8>> {
+        None
+    }
+
+    /// Continues from a position `position` returned (before the first poll).
+    fn restore_position(&mut self, _position: &[u8]) -> Result<(), String> {
+        Err("this source cannot replay from a checkpoint".to_owned())
+    }
 }
 
 /// Turns a source's event times into watermarks: `max(event time seen) - out_of_orderness - 1`,
@@ -102,6 +113,16 @@ impl WatermarkGenerator {
     /// The last watermark emitted.
     pub fn current(&self) -> EventTime {
         self.emitted
+    }
+
+    /// What a checkpoint records: the largest event time seen and the last watermark emitted.
+    pub fn state(&self) -> (EventTime, EventTime) {
+        (self.max_event_time, self.emitted)
+    }
+
+    pub fn restore(&mut self, (max_event_time, emitted): (EventTime, EventTime)) {
+        self.max_event_time = max_event_time;
+        self.emitted = emitted;
     }
 
     fn emit_watermark(&mut self, watermark: EventTime, out: &mut Vec<SourceItem>) {

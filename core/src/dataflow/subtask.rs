@@ -9,12 +9,22 @@
 //!
 //! Any driver can run a subtask unchanged: the embedded runner's threads, the TaskManager's
 //! network driver, or the simulator.
+//!
+//! # Checkpoints
+//!
+//! A source subtask takes checkpoint n when the driver calls [`Subtask::trigger_checkpoint`];
+//! any other when barrier n has arrived on all its open input channels (the [`InputGate`] aligns
+//! them; while it does, [`Subtask::is_channel_blocked`] tells the driver which channels to hold
+//! back). Taking a checkpoint snapshots every chained operator in chain order (a sink
+//! pre-commits), queues the snapshot for [`Subtask::poll_snapshot`], and sends barrier n
+//! downstream after everything emitted before it. [`Subtask::restore`] loads a snapshot into a
+//! new subtask before its first input; [`Subtask::notify_checkpoint_complete`] lets sinks commit.
 
 use std::collections::VecDeque;
 
 use crate::connectors::ConnectorFactory;
 use crate::dataflow::element::Element;
-use crate::dataflow::gate::{GateError, InputGate};
+use crate::dataflow::gate::{BarrierOutcome, GateError, InputGate};
 use crate::dataflow::operator::{Operator, OperatorMetrics, Output, OutputItem, TaskError};
 use crate::dataflow::operators::aggregate::AggregateOperator;
 use crate::dataflow::operators::filter::Filter;
@@ -27,7 +37,9 @@ use crate::dataflow::plan::{ExecutionPlan, SubtaskId};
 use crate::dataflow::source::{SourceItem, SourcePoll, SourceReader, WatermarkGenerator};
 use crate::dataflow::writer::{Outgoing, OutputWriter};
 use crate::graph::{JobGraph, OutputTag, VertexId, VertexKind};
+use crate::ids::CheckpointId;
 use crate::key::key_group_range;
+use crate::state::snapshot::{OperatorSnapshot, SourceSnapshot, SubtaskSnapshot};
 use crate::time::{Instant, WATERMARK_MAX};
 
 /// What a source subtask did on a poll.
@@ -62,6 +74,10 @@ pub struct Subtask {
     writers: Vec<OutputWriter>,
     outbox: VecDeque<Outgoing>,
     finished: bool,
+    /// Snapshots taken and not yet collected by the driver.
+    snapshots: VecDeque<SubtaskSnapshot>,
+    /// Whether any input or poll has happened (a restore must come first).
+    started: bool,
 }
 
 /// Passes records through; stands in for a source at the head of its chain so that the source's
@@ -140,6 +156,8 @@ impl Subtask {
             writers,
             outbox: VecDeque::new(),
             finished: false,
+            snapshots: VecDeque::new(),
+            started: false,
         })
     }
 
@@ -202,9 +220,97 @@ impl Subtask {
             })
     }
 
+    /// Whether the driver must hold back input channel `channel`: it delivered the barrier of a
+    /// checkpoint that other channels have not yet.
+    #[inline]
+    pub fn is_channel_blocked(&self, channel: u32) -> bool {
+        self.gate.is_blocked(channel)
+    }
+
+    /// A snapshot taken and not collected yet, oldest first.
+    pub fn poll_snapshot(&mut self) -> Option<SubtaskSnapshot> {
+        self.snapshots.pop_front()
+    }
+
+    /// Takes checkpoint `checkpoint` at a source subtask: snapshots, then sends the barrier
+    /// downstream. A finished source has nothing to take (the coordinator does not trigger jobs
+    /// with finished subtasks).
+    pub fn trigger_checkpoint(&mut self, checkpoint: CheckpointId) -> Result<(), TaskError> {
+        assert!(self.source.is_some(), "trigger_checkpoint on a subtask without a source");
+        if self.finished {
+            return Ok(());
+        }
+        self.take_checkpoint(checkpoint)
+    }
+
+    fn take_checkpoint(&mut self, checkpoint: CheckpointId) -> Result<(), TaskError> {
+        let source = match &self.source {
+            Some(head) => {
+                let position = head.reader.position().ok_or_else(|| TaskError::Source {
+                    source_name: self.name.clone(),
+                    message: "the source cannot record a read position, so the job cannot be checkpointed"
+                        .into(),
+                })?;
+                Some(SourceSnapshot { position, watermarks: head.watermarks.as_ref().map(|w| w.state()) })
+            }
+            None => None,
+        };
+        let mut operators = Vec::with_capacity(self.stages.len());
+        for stage in &mut self.stages {
+            let state = stage.op.snapshot_state(checkpoint)?;
+            operators.push(OperatorSnapshot { vertex: stage.vertex.0, metrics: stage.metrics, state });
+        }
+        let input_watermark = self.gate.watermark();
+        self.snapshots.push_back(SubtaskSnapshot { checkpoint, source, input_watermark, operators });
+        for w in &mut self.writers {
+            w.write_marker(&Element::Barrier(checkpoint), &mut self.outbox);
+        }
+        Ok(())
+    }
+
+    /// Loads `snapshot` (taken by this subtask's predecessor in an earlier attempt) before any
+    /// input. Everything is checked against this subtask's chain; an error names what does not fit.
+    pub fn restore(&mut self, snapshot: &SubtaskSnapshot) -> Result<(), String> {
+        assert!(!self.started, "a subtask is restored before its first input");
+        if snapshot.operators.len() != self.stages.len()
+            || snapshot.operators.iter().zip(&self.stages).any(|(o, s)| o.vertex != s.vertex.0)
+        {
+            let found: Vec<u32> = snapshot.operators.iter().map(|o| o.vertex).collect();
+            let expected: Vec<u32> = self.stages.iter().map(|s| s.vertex.0).collect();
+            return Err(format!("the snapshot is of vertices {found:?}, this subtask runs {expected:?}"));
+        }
+        match (&mut self.source, &snapshot.source) {
+            (Some(head), Some(source)) => {
+                head.reader.restore_position(&source.position)?;
+                match (&mut head.watermarks, source.watermarks) {
+                    (Some(generator), Some(state)) => generator.restore(state),
+                    (None, None) => {}
+                    _ => return Err("the snapshot's source event time does not match the job's".into()),
+                }
+            }
+            (None, None) => {}
+            _ => return Err("the snapshot's source does not match this subtask's".into()),
+        }
+        for (stage, saved) in self.stages.iter_mut().zip(&snapshot.operators) {
+            stage.op.restore_state(&saved.state)?;
+            stage.metrics = saved.metrics;
+        }
+        self.gate.restore_watermark(snapshot.input_watermark);
+        Ok(())
+    }
+
+    /// Checkpoint `checkpoint` is complete: sinks commit what they pre-committed up to it.
+    pub fn notify_checkpoint_complete(&mut self, checkpoint: CheckpointId) -> Result<(), TaskError> {
+        for stage in &mut self.stages {
+            stage.op.notify_checkpoint_complete(checkpoint)?;
+        }
+        Ok(())
+    }
+
     /// Handles one element from input channel `channel`. A malformed delivery (unknown channel,
     /// anything after a channel's end) is a driver or peer bug, reported as an error.
     pub fn handle_element(&mut self, channel: u32, element: Element) -> Result<(), TaskError> {
+        self.started = true;
         let gate_error = |e: GateError| TaskError::Delivery {
             subtask: self.name.clone(),
             message: match e {
@@ -221,10 +327,24 @@ impl Subtask {
                 Some(advanced) => self.push_through(0, vec![OutputItem::Watermark(advanced)]),
                 None => Ok(()),
             },
+            Element::Barrier(checkpoint) => {
+                match self.gate.on_barrier(channel, checkpoint).map_err(gate_error)? {
+                    BarrierOutcome::Aligned(id) | BarrierOutcome::Superseded { aligned: Some(id), .. } => {
+                        self.take_checkpoint(id)
+                    }
+                    BarrierOutcome::Aligning
+                    | BarrierOutcome::Superseded { aligned: None, .. }
+                    | BarrierOutcome::Stale => Ok(()),
+                }
+            }
             Element::EndOfInput => {
                 let (advanced, all_ended) = self.gate.on_end(channel).map_err(gate_error)?;
                 if let Some(w) = advanced {
                     self.push_through(0, vec![OutputItem::Watermark(w)])?;
+                }
+                // The channel that ended was the last one an alignment waited for.
+                if let Some(id) = self.gate.take_aligned() {
+                    self.take_checkpoint(id)?;
                 }
                 if all_ended {
                     self.finish()?;
@@ -237,6 +357,7 @@ impl Subtask {
     /// Asks the source for its next batch and runs it through the chain.
     pub fn poll_source(&mut self, now: Instant) -> Result<SourceStatus, TaskError> {
         assert!(!self.finished, "polled after the subtask finished");
+        self.started = true;
         let head = self.source.as_mut().expect("poll_source on a subtask without a source");
         match head.reader.poll(now)? {
             SourcePoll::Batch(batch) => {

@@ -36,6 +36,7 @@ fn show(elements: &[Element]) -> Vec<String> {
             Element::Watermark(WATERMARK_MAX) => "Wmax".to_owned(),
             Element::Watermark(w) => format!("W{w}"),
             Element::EndOfInput => "End".to_owned(),
+            Element::Barrier(id) => format!("|{}", id.0),
         })
         .collect()
 }

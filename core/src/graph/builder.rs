@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use thiserror::Error;
 
 use super::{
-    Edge, EventTimeSpec, JobGraph, OutputTag, Partitioning, RestartStrategy, SinkConnector, SourceConnector,
-    Vertex, VertexId, VertexKind,
+    CheckpointConfig, Edge, EventTimeSpec, JobGraph, OutputTag, Partitioning, RestartStrategy, SinkConnector,
+    SourceConnector, Vertex, VertexId, VertexKind,
 };
 use crate::connectors::generator::GeneratorConfig;
 use crate::dataflow::operators::map::MapField;
@@ -31,6 +31,7 @@ pub struct JobGraphBuilder {
     name: String,
     restart: RestartStrategy,
     restart_given: bool,
+    checkpoints: Option<CheckpointConfig>,
     default_parallelism: u16,
     max_parallelism: u16,
     vertices: Vec<Vertex>,
@@ -56,6 +57,7 @@ impl JobGraphBuilder {
             name: name.to_owned(),
             restart: RestartStrategy::default(),
             restart_given: false,
+            checkpoints: None,
             default_parallelism,
             max_parallelism,
             vertices: Vec::new(),
@@ -75,6 +77,11 @@ impl JobGraphBuilder {
             "a key_by runs where its input runs"
         );
         self.vertices[id.index()].placement = labels;
+    }
+
+    /// Sets when the job is checkpointed (default: never).
+    pub fn set_checkpoints(&mut self, checkpoints: CheckpointConfig) {
+        self.checkpoints = Some(checkpoints);
     }
 
     /// Sets what the JobMaster does when the job fails (default: three restarts a second apart).
@@ -383,6 +390,7 @@ impl JobGraphBuilder {
             max_parallelism: self.max_parallelism,
             restart: self.restart,
             restart_given: self.restart_given,
+            checkpoints: self.checkpoints,
             vertices: self.vertices,
             edges: self.edges,
         })

@@ -201,6 +201,32 @@ pub enum OutputTag {
     Late,
 }
 
+/// When a job is checkpointed: every `interval` (at least `min_pause` after the previous
+/// checkpoint completed), at most one at a time, each given up after `timeout`; the last
+/// `retained` completed checkpoints are kept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CheckpointConfig {
+    pub interval: std::time::Duration,
+    pub timeout: std::time::Duration,
+    pub min_pause: std::time::Duration,
+    pub retained: u16,
+}
+
+impl CheckpointConfig {
+    pub const TIMEOUT_DEFAULT: std::time::Duration = std::time::Duration::from_secs(600);
+    pub const RETAINED_DEFAULT: u16 = 3;
+
+    /// Checkpoints every `interval` with the defaults for the rest.
+    pub fn every(interval: std::time::Duration) -> CheckpointConfig {
+        CheckpointConfig {
+            interval,
+            timeout: Self::TIMEOUT_DEFAULT,
+            min_pause: std::time::Duration::ZERO,
+            retained: Self::RETAINED_DEFAULT,
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Edge {
     pub from: VertexId,
@@ -219,6 +245,8 @@ pub struct JobGraph {
     /// Whether the job file chose `restart` (`[job.restart]`); if not, a cluster may apply its own
     /// default instead.
     pub restart_given: bool,
+    /// How often the JobMaster checkpoints the job (`[job.checkpoints]`); `None`: never.
+    pub checkpoints: Option<CheckpointConfig>,
     vertices: Vec<Vertex>,
     edges: Vec<Edge>,
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use toml::Spanned;
 
-use super::raw::{RawDuration, RawEntry, RawFile, RawRestart, Table};
+use super::raw::{RawCheckpoints, RawDuration, RawEntry, RawFile, RawRestart, Table};
 use super::{error_at, JobFileError, ParseOptions};
 use crate::connectors::generator::GeneratorConfig;
 use crate::dataflow::operators::accumulate::{AggregateKind, AggregateSpec};
@@ -17,12 +17,16 @@ use crate::dataflow::operators::window::{LatePolicy, WindowConfig};
 use crate::dataflow::windowing::WindowKind;
 use crate::expr::{self, Ast};
 use crate::graph::{
-    BadLinePolicy, EventTimeSpec, FileFormat, FileSinkConfig, FileSourceConfig, JobGraph, JobGraphBuilder,
-    OutputTag, Partitioning, RestartStrategy, SinkConnector, SourceConnector, VertexId, VertexKind,
+    BadLinePolicy, CheckpointConfig, EventTimeSpec, FileFormat, FileSinkConfig, FileSourceConfig, JobGraph,
+    JobGraphBuilder, OutputTag, Partitioning, RestartStrategy, SinkConnector, SourceConnector, VertexId,
+    VertexKind,
 };
 use crate::jobmanager::resource_manager::check_labels;
 use crate::key::KeySelector;
-use crate::limits::{AGGREGATES_MAX, EXPRESSION_BYTES_MAX, MAX_PARALLELISM_DEFAULT, WINDOWS_PER_RECORD_MAX};
+use crate::limits::{
+    AGGREGATES_MAX, CHECKPOINTS_RETAINED_MAX, EXPRESSION_BYTES_MAX, MAX_PARALLELISM_DEFAULT,
+    WINDOWS_PER_RECORD_MAX,
+};
 use crate::types::{DataType, EventTimeField, Field, Schema};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -119,6 +123,9 @@ pub(super) fn build(text: &str, raw: &RawFile, options: &ParseOptions) -> Result
         let span = raw.job.as_ref().map_or(0..0, |j| j.span());
         ctx.err(&span, e.message)
     })?;
+    if let Some(checkpoints) = raw.job.as_ref().and_then(|j| j.get_ref().checkpoints.as_ref()) {
+        builder.set_checkpoints(checkpoint_config(&ctx, checkpoints)?);
+    }
     if let Some(restart) = raw.job.as_ref().and_then(|j| j.get_ref().restart.as_ref()) {
         builder.set_restart(restart_strategy(&ctx, restart)?);
     }
@@ -160,6 +167,38 @@ fn job_settings(
         parallelism = p;
     }
     Ok((name, parallelism, max_parallelism))
+}
+
+fn checkpoint_config(ctx: &Ctx<'_>, raw: &Spanned<RawCheckpoints>) -> Result<CheckpointConfig, JobFileError> {
+    let r = raw.get_ref();
+    let ms = |value: &Spanned<RawDuration>, field: &str| -> Result<Duration, JobFileError> {
+        Ok(Duration::from_millis(duration_ms(ctx, value, field, false)? as u64))
+    };
+    let interval = ms(&r.interval, "interval")?;
+    let timeout = match &r.timeout {
+        Some(t) => ms(t, "timeout")?,
+        None => CheckpointConfig::TIMEOUT_DEFAULT,
+    };
+    let min_pause = match &r.min_pause {
+        Some(p) => Duration::from_millis(duration_ms(ctx, p, "min_pause", true)? as u64),
+        None => Duration::ZERO,
+    };
+    let retained = match &r.retained {
+        None => CheckpointConfig::RETAINED_DEFAULT,
+        Some(k) => u16::try_from(*k.get_ref())
+            .ok()
+            .filter(|&k| (1..=CHECKPOINTS_RETAINED_MAX).contains(&k))
+            .ok_or_else(|| {
+                ctx.err(
+                    &k.span(),
+                    format!(
+                        "`retained` must be a whole number from 1 to {CHECKPOINTS_RETAINED_MAX}, found {}",
+                        k.get_ref()
+                    ),
+                )
+            })?,
+    };
+    Ok(CheckpointConfig { interval, timeout, min_pause, retained })
 }
 
 fn restart_strategy(ctx: &Ctx<'_>, raw: &Spanned<RawRestart>) -> Result<RestartStrategy, JobFileError> {

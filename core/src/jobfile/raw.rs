@@ -64,6 +64,17 @@ pub(super) struct RawJob {
     pub parallelism: Option<Spanned<i64>>,
     pub max_parallelism: Option<Spanned<i64>>,
     pub restart: Option<Spanned<RawRestart>>,
+    pub checkpoints: Option<Spanned<RawCheckpoints>>,
+}
+
+/// `[job.checkpoints]`: how often the JobMaster takes checkpoints.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawCheckpoints {
+    pub interval: Spanned<RawDuration>,
+    pub timeout: Option<Spanned<RawDuration>>,
+    pub min_pause: Option<Spanned<RawDuration>>,
+    pub retained: Option<Spanned<i64>>,
 }
 
 /// `[job.restart]`: what the JobMaster does when the job fails.

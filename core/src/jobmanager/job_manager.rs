@@ -12,19 +12,21 @@
 //! timer for `poll_timeout` and call `handle_timeout` when it fires.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
 
 use crate::dataflow::operator::OperatorMetrics;
 use crate::dataflow::plan::SubtaskId;
 use crate::graph::RestartStrategy;
-use crate::ids::{AttemptId, JobId, TaskManagerId};
+use crate::ids::{AttemptId, CheckpointId, JobId, TaskManagerId};
 use crate::jobfile::{parse_job, JobFileError, ParseOptions};
+use crate::jobmanager::checkpoint_coordinator::CompletedCheckpoint;
 use crate::jobmanager::job_master::{self, JobMaster, JobState, JobStatus, Placement};
 use crate::jobmanager::resource_manager::{
     self, ResourceManager, ResourceManagerConfig, SlotRequest, SlotRequestId, TaskManagerStatus,
 };
 use crate::limits::FINISHED_JOBS_MAX;
 use crate::protocol::messages::{
-    Deployment, SubtaskLocation, SubtaskMetrics, TaskStateReport, ToJobManager, ToTaskManager,
+    Deployment, SnapshotChunk, SubtaskLocation, SubtaskMetrics, TaskStateReport, ToJobManager, ToTaskManager,
 };
 use crate::time::Instant;
 
@@ -40,6 +42,11 @@ pub enum Output {
     TaskManagerDead { tm: TaskManagerId },
     /// A job ended.
     JobEnded { job: JobId, state: JobState, cause: Option<String> },
+    /// Record the job's completed checkpoint durably (keeping the job's last `retained`), then
+    /// call [`JobManager::handle_checkpoint_persisted`]. Sinks commit only after that.
+    PersistCheckpoint { job: JobId, checkpoint: Arc<CompletedCheckpoint>, retained: u16 },
+    /// A checkpoint of the job was given up; anything stored for it can go.
+    CheckpointAborted { job: JobId, checkpoint: CheckpointId, reason: String },
 }
 
 #[derive(Clone, Debug)]
@@ -246,6 +253,43 @@ impl JobManager {
                     self.running_metrics(from, report);
                 }
             }
+            ToJobManager::CheckpointState(chunk) => {
+                if self.is_host(chunk.job, chunk.subtask, from) {
+                    if let Some(entry) = self.jobs.get_mut(&chunk.job) {
+                        entry.master.handle_checkpoint_chunk(now, &chunk);
+                    }
+                }
+            }
+            ToJobManager::CheckpointDeclined { job, attempt, subtask, checkpoint, reason } => {
+                if self.is_host(job, subtask, from) {
+                    if let Some(entry) = self.jobs.get_mut(&job) {
+                        entry.master.handle_checkpoint_declined(now, attempt, checkpoint, &reason);
+                    }
+                }
+            }
+        }
+        self.route(now);
+    }
+
+    /// Whether TaskManager `tm` runs `subtask` of the job's current attempt: snapshots are
+    /// accepted only from there.
+    fn is_host(&self, job: JobId, subtask: u32, tm: TaskManagerId) -> bool {
+        let Some(entry) = self.jobs.get(&job) else { return false };
+        let status = entry.master.status();
+        status.subtasks.get(subtask as usize).and_then(|s| s.slot).is_some_and(|s| s.task_manager == tm)
+    }
+
+    /// The driver recorded the job's checkpoint durably (`Ok`) or could not.
+    pub fn handle_checkpoint_persisted(
+        &mut self,
+        now: Instant,
+        job: JobId,
+        checkpoint: CheckpointId,
+        persisted: Result<Arc<CompletedCheckpoint>, String>,
+    ) {
+        self.advance(now);
+        if let Some(entry) = self.jobs.get_mut(&job) {
+            entry.master.handle_checkpoint_persisted(now, checkpoint, persisted);
         }
         self.route(now);
     }
@@ -369,9 +413,20 @@ impl JobManager {
                     }
                 }
             }
-            Jm::Deploy { attempt, subtask, slot } => {
+            Jm::Deploy { attempt, subtask, slot, restore_from } => {
                 let entry = &self.jobs[&job];
                 let locations = self.locations(&entry.master);
+                if let (Some(checkpoint), Some(point)) = (restore_from, entry.master.restore_point()) {
+                    assert_eq!(
+                        point.id, checkpoint,
+                        "a deployment restores from its attempt's restore point"
+                    );
+                    let snapshot = &point.snapshots[subtask.index()];
+                    for chunk in SnapshotChunk::split(job, attempt, subtask.0, checkpoint, snapshot) {
+                        let message = ToTaskManager::RestoreState(chunk);
+                        self.outbox.push_back(Output::ToTaskManager { tm: slot.task_manager, message });
+                    }
+                }
                 let deployment = Deployment {
                     job,
                     attempt,
@@ -380,6 +435,7 @@ impl JobManager {
                     job_file: entry.job_file.clone(),
                     parallelism: entry.parallelism,
                     locations,
+                    restore_from,
                 };
                 self.outbox.push_back(Output::ToTaskManager {
                     tm: slot.task_manager,
@@ -391,19 +447,33 @@ impl JobManager {
                 }
             }
             Jm::CancelAttempt { attempt } => {
-                let hosts: BTreeSet<TaskManagerId> = self.jobs[&job]
-                    .master
-                    .status()
-                    .subtasks
-                    .iter()
-                    .filter_map(|s| s.slot.map(|slot| slot.task_manager))
-                    .collect();
-                for tm in hosts {
+                for tm in self.hosts(job) {
                     self.outbox.push_back(Output::ToTaskManager {
                         tm,
                         message: ToTaskManager::CancelAttempt { job, attempt },
                     });
                 }
+            }
+            Jm::TriggerCheckpoint { attempt, checkpoint } => {
+                for tm in self.hosts(job) {
+                    let message = ToTaskManager::TriggerCheckpoint { job, attempt, checkpoint };
+                    self.outbox.push_back(Output::ToTaskManager { tm, message });
+                }
+            }
+            Jm::CommitCheckpoint { attempt, checkpoint } => {
+                // Every registered TaskManager: one that ran the attempt's sinks may have lost
+                // them since, but still hold their pre-committed output.
+                for tm in self.resources.task_manager_ids() {
+                    let message = ToTaskManager::CheckpointComplete { job, attempt, checkpoint };
+                    self.outbox.push_back(Output::ToTaskManager { tm, message });
+                }
+            }
+            Jm::PersistCheckpoint(checkpoint) => {
+                let retained = self.jobs[&job].master.graph().checkpoints.map_or(1, |c| c.retained);
+                self.outbox.push_back(Output::PersistCheckpoint { job, checkpoint, retained });
+            }
+            Jm::CheckpointAborted { checkpoint, reason } => {
+                self.outbox.push_back(Output::CheckpointAborted { job, checkpoint, reason });
             }
             Jm::ReleaseSlots { attempt } => {
                 // Releasing drops the attempt's waiting requests too.
@@ -419,6 +489,13 @@ impl JobManager {
                 self.end_job(job, JobState::Canceled, cause)
             }
         }
+    }
+
+    /// The TaskManagers the job's current attempt has subtasks on.
+    fn hosts(&self, job: JobId) -> BTreeSet<TaskManagerId> {
+        (self.jobs[&job].master.status().subtasks.iter())
+            .filter_map(|s| s.slot.map(|slot| slot.task_manager))
+            .collect()
     }
 
     /// Where every subtask of the job's current attempt runs (those with a slot).

@@ -43,12 +43,15 @@
 //! can know: Running, Finished, Canceled or Failed, about a subtask deployed to them.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
 
 use crate::dataflow::plan::{ExecutionPlan, SubtaskId, SubtaskPlan};
 use crate::graph::JobGraph;
-use crate::ids::{AttemptId, JobId, SlotId};
+use crate::ids::{AttemptId, CheckpointId, JobId, SlotId};
+use crate::jobmanager::checkpoint_coordinator::{CheckpointCoordinator, CompletedCheckpoint, Step};
 use crate::jobmanager::execution_state::ExecutionState::{self, *};
 use crate::limits::{FAILURE_CAUSE_BYTES_MAX, JOB_FAILURES_KEPT_MAX, SLOTS_PER_REQUEST_MAX};
+use crate::protocol::messages::SnapshotChunk;
 use crate::time::Instant;
 
 #[path = "job_master_types.rs"]
@@ -120,11 +123,27 @@ pub struct JobMaster {
     ended_at: Option<Instant>,
     outputs: VecDeque<Output>,
     counters: JobMasterCounters,
+    /// The checkpoint coordinator, for a job with `[job.checkpoints]`.
+    checkpoints: Option<CheckpointCoordinator>,
+    /// The checkpoint the current attempt restores from.
+    restore: Option<Arc<CompletedCheckpoint>>,
 }
 
 impl JobMaster {
     /// Starts `job`: attempt 0 with every subtask Created, asking for their slots.
     pub fn new(job: JobId, graph: JobGraph, now: Instant) -> JobMaster {
+        JobMaster::recover(job, graph, now, None)
+    }
+
+    /// Starts `job` from a completed checkpoint (recovered by a restarted JobManager, or a
+    /// savepoint): its first attempt restores every subtask from it, and checkpoint ids continue
+    /// after it.
+    pub fn recover(
+        job: JobId,
+        graph: JobGraph,
+        now: Instant,
+        from: Option<Arc<CompletedCheckpoint>>,
+    ) -> JobMaster {
         let plan = ExecutionPlan::new(&graph);
         assert!(!plan.subtasks.is_empty(), "a valid job graph has a source and a sink");
         let chain_names = (plan.chains.iter())
@@ -133,6 +152,12 @@ impl JobMaster {
             })
             .collect();
         let groups = slot_groups(&graph, &plan);
+        let subtasks = plan.subtasks.len();
+        if let Some(c) = &from {
+            assert_eq!(c.snapshots.len(), subtasks, "a checkpoint of this job's plan");
+        }
+        let checkpoints =
+            graph.checkpoints.map(|config| CheckpointCoordinator::new(config, subtasks, from.clone()));
         let mut jm = JobMaster {
             job,
             graph,
@@ -155,9 +180,98 @@ impl JobMaster {
             ended_at: None,
             outputs: VecDeque::new(),
             counters: JobMasterCounters::default(),
+            checkpoints,
+            restore: from,
         };
         jm.start_attempt(now);
         jm
+    }
+
+    /// The checkpoint the current attempt's subtasks restore from, if any.
+    pub fn restore_point(&self) -> Option<&Arc<CompletedCheckpoint>> {
+        self.restore.as_ref()
+    }
+
+    /// The latest completed checkpoint.
+    pub fn latest_checkpoint(&self) -> Option<&Arc<CompletedCheckpoint>> {
+        self.checkpoints.as_ref().and_then(|c| c.latest())
+    }
+
+    /// A chunk of a subtask's snapshot for a checkpoint.
+    pub fn handle_checkpoint_chunk(&mut self, now: Instant, chunk: &SnapshotChunk) {
+        self.advance_to(now);
+        let mut steps = Vec::new();
+        if let Some(c) = &mut self.checkpoints {
+            c.handle_chunk(now, chunk, &mut steps);
+        }
+        self.apply_steps(steps);
+        self.drive_checkpoints(now);
+    }
+
+    /// A subtask declined checkpoint `checkpoint`.
+    pub fn handle_checkpoint_declined(
+        &mut self,
+        now: Instant,
+        attempt: AttemptId,
+        checkpoint: CheckpointId,
+        reason: &str,
+    ) {
+        self.advance_to(now);
+        let mut steps = Vec::new();
+        if let Some(c) = &mut self.checkpoints {
+            c.handle_declined(attempt, checkpoint, reason, &mut steps);
+        }
+        self.apply_steps(steps);
+        self.drive_checkpoints(now);
+    }
+
+    /// The driver recorded the checkpoint of [`Output::PersistCheckpoint`] durably, or could not.
+    pub fn handle_checkpoint_persisted(
+        &mut self,
+        now: Instant,
+        checkpoint: CheckpointId,
+        persisted: Result<Arc<CompletedCheckpoint>, String>,
+    ) {
+        self.advance_to(now);
+        let mut steps = Vec::new();
+        if let Some(c) = &mut self.checkpoints {
+            c.handle_persisted(now, checkpoint, persisted, &mut steps);
+        }
+        self.apply_steps(steps);
+        // A restart that waited for the durable write may go now.
+        self.advance_to(now);
+        self.drive_checkpoints(now);
+    }
+
+    /// Tells the coordinator whether the attempt runs, and fires what is due.
+    fn drive_checkpoints(&mut self, now: Instant) {
+        let running =
+            self.phase == Phase::Live && self.deployed && self.executions.iter().all(|e| e.state == Running);
+        let mut steps = Vec::new();
+        if let Some(c) = &mut self.checkpoints {
+            c.set_running(now, self.attempt, running, &mut steps);
+            if running || c.poll_timeout().is_some_and(|t| t <= now) {
+                c.handle_timeout(now, self.attempt, &mut steps);
+            }
+        }
+        self.apply_steps(steps);
+    }
+
+    fn apply_steps(&mut self, steps: Vec<Step>) {
+        for step in steps {
+            self.outputs.push_back(match step {
+                Step::Trigger { attempt, checkpoint } => Output::TriggerCheckpoint { attempt, checkpoint },
+                Step::Persist(completed) => Output::PersistCheckpoint(completed),
+                Step::Commit { attempt, checkpoint } => Output::CommitCheckpoint { attempt, checkpoint },
+                Step::Aborted { checkpoint, reason } => Output::CheckpointAborted { checkpoint, reason },
+            });
+        }
+    }
+
+    /// Whether a checkpoint is being made durable: a restart waits for it, so that the restore
+    /// point is never a checkpoint that becomes superseded the moment it is chosen.
+    fn persisting(&self) -> bool {
+        self.checkpoints.as_ref().is_some_and(|c| c.pending().is_some() && c.poll_timeout().is_none())
     }
 
     pub fn job(&self) -> JobId {
@@ -220,11 +334,25 @@ impl JobMaster {
         if self.granted.iter().all(|&g| g) {
             self.deploy();
         }
+        self.drive_checkpoints(now);
     }
 
     /// A TaskManager reports that `subtask` of `attempt` reached `state`, with the error that
     /// failed it.
     pub fn handle_task_state(
+        &mut self,
+        now: Instant,
+        attempt: AttemptId,
+        subtask: SubtaskId,
+        state: ExecutionState,
+        error: Option<String>,
+    ) {
+        self.apply_task_state(now, attempt, subtask, state, error);
+        self.drive_checkpoints(now);
+    }
+
+    // Applies it; the caller then drives the checkpoints.
+    fn apply_task_state(
         &mut self,
         now: Instant,
         attempt: AttemptId,
@@ -264,6 +392,12 @@ impl JobMaster {
     /// The ResourceManager reports that `attempt` lost `slots` with their TaskManager: the
     /// subtasks deployed there failed, and so the attempt.
     pub fn handle_slots_lost(&mut self, now: Instant, attempt: AttemptId, slots: Vec<SlotId>) {
+        self.apply_slots_lost(now, attempt, slots);
+        self.drive_checkpoints(now);
+    }
+
+    // Applies it; the caller then drives the checkpoints.
+    fn apply_slots_lost(&mut self, now: Instant, attempt: AttemptId, slots: Vec<SlotId>) {
         self.advance_to(now);
         if attempt != self.attempt || self.released {
             self.counters.losses_stale += 1;
@@ -297,6 +431,12 @@ impl JobMaster {
     /// The user cancels the job: no restart follows. A job already canceling or ended is left
     /// as it is (and the cancel counted).
     pub fn handle_cancel(&mut self, now: Instant) {
+        self.apply_cancel(now);
+        self.drive_checkpoints(now);
+    }
+
+    // Applies it; the caller then drives the checkpoints.
+    fn apply_cancel(&mut self, now: Instant) {
         self.advance_to(now);
         match self.phase {
             Phase::Live => self.cancel_attempt(),
@@ -311,9 +451,10 @@ impl JobMaster {
         self.settle_cancel(now);
     }
 
-    /// Fires the restart if it is due at `now`.
+    /// Fires the restart if it is due at `now`, and what the checkpoint coordinator has due.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.advance_to(now);
+        self.drive_checkpoints(now);
     }
 
     // ---------------------------------------------------------------- outputs
@@ -322,12 +463,19 @@ impl JobMaster {
         self.outputs.pop_front()
     }
 
-    /// When the pending restart is due: `handle_timeout` must be called then.
+    /// When the pending restart, or the coordinator's next checkpoint or timeout, is due:
+    /// `handle_timeout` must be called then. A restart waiting for a durable write has no
+    /// timeout: the write's acknowledgement fires it.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        match self.phase {
-            Phase::AwaitingRestart { at } => Some(at),
+        let restart = match self.phase {
+            Phase::AwaitingRestart { at } if !self.persisting() => Some(at),
             _ => None,
-        }
+        };
+        let checkpoint = match self.phase {
+            Phase::Live => self.checkpoints.as_ref().and_then(|c| c.poll_timeout()),
+            _ => None,
+        };
+        restart.into_iter().chain(checkpoint).min()
     }
 
     // ---------------------------------------------------------------- queries
@@ -365,8 +513,17 @@ impl JobMaster {
             recent_failures: self.recent_failures.iter().cloned().collect(),
             started_at: self.started_at,
             attempt_started_at: self.attempt_started_at,
-            restart_at: self.poll_timeout(),
+            restart_at: match self.phase {
+                Phase::AwaitingRestart { at } => Some(at),
+                _ => None,
+            },
             ended_at: self.ended_at,
+            checkpoints: self.checkpoints.as_ref().map(|c| CheckpointStatus {
+                counters: c.counters(),
+                latest: c.latest().map(|l| (l.id, l.completed_at)),
+                pending: c.pending(),
+                restored_from: self.restore.as_ref().map(|r| r.id),
+            }),
         }
     }
 
@@ -377,7 +534,7 @@ impl JobMaster {
         assert!(now >= self.now, "time went back from {:?} to {now:?}", self.now);
         self.now = now;
         if let Phase::AwaitingRestart { at } = self.phase {
-            if at <= now {
+            if at <= now && !self.persisting() {
                 self.restart(now);
             }
         }
@@ -404,6 +561,11 @@ impl JobMaster {
         self.release();
         self.attempt = AttemptId(self.attempt.0.checked_add(1).expect("a restart is refused at the last id"));
         self.counters.restarts += 1;
+        if let Some(c) = &self.checkpoints {
+            if let Some(point) = c.restore_point() {
+                self.restore = Some(point);
+            }
+        }
         self.start_attempt(now);
     }
 
@@ -433,7 +595,8 @@ impl JobMaster {
             execution.state = Deploying;
             let slot = execution.slot.expect("a Scheduled subtask has a slot");
             let subtask = SubtaskId(u32::try_from(i).expect("subtask ids are u32"));
-            self.outputs.push_back(Output::Deploy { attempt: self.attempt, subtask, slot });
+            let restore_from = self.restore.as_ref().map(|r| r.id);
+            self.outputs.push_back(Output::Deploy { attempt: self.attempt, subtask, slot, restore_from });
         }
         self.deployed = true;
     }

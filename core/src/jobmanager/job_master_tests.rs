@@ -74,6 +74,7 @@ fn deploy_and_run(jm: &mut JobMaster, ms: u64, a: u32) {
             attempt: AttemptId(a),
             subtask: SubtaskId(i),
             slot: slots_for(a)[i as usize],
+            restore_from: None,
         })
         .collect();
     assert_eq!(drain(jm), deploys);
@@ -521,6 +522,11 @@ fn run(restart: &str, ops: &[Op]) -> Trace {
                 }
                 Output::CancelAttempt { .. } => assert!(!ended),
                 Output::ReleaseSlots { .. } => {}
+                // The job of these tests takes no checkpoints.
+                Output::TriggerCheckpoint { .. }
+                | Output::PersistCheckpoint(_)
+                | Output::CommitCheckpoint { .. }
+                | Output::CheckpointAborted { .. } => panic!("{output:?} from a job without checkpoints"),
                 Output::JobFinished | Output::JobFailed { .. } | Output::JobCanceled => {
                     assert!(!ended, "the job ends once");
                     ended = true;

@@ -1,9 +1,11 @@
 //! The JobMaster's vocabulary: the outputs it emits, and the status and counters it reports.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use crate::dataflow::plan::SubtaskId;
-use crate::ids::{AttemptId, JobId, SlotId};
+use crate::ids::{AttemptId, CheckpointId, JobId, SlotId};
+use crate::jobmanager::checkpoint_coordinator::CompletedCheckpoint;
 use crate::jobmanager::execution_state::ExecutionState;
 use crate::time::Instant;
 
@@ -21,11 +23,31 @@ pub enum Output {
         count: u16,
         placement: Placement,
     },
-    /// Deploy `subtask` of `attempt` into `slot`.
+    /// Deploy `subtask` of `attempt` into `slot`, restored from `restore_from`'s snapshot of it
+    /// ([`JobMaster::restore_point`](super::JobMaster::restore_point)).
     Deploy {
         attempt: AttemptId,
         subtask: SubtaskId,
         slot: SlotId,
+        restore_from: Option<CheckpointId>,
+    },
+    /// Tell the attempt's TaskManagers to take checkpoint `checkpoint` at its sources.
+    TriggerCheckpoint {
+        attempt: AttemptId,
+        checkpoint: CheckpointId,
+    },
+    /// Every subtask acknowledged the checkpoint: record it durably, then call
+    /// [`JobMaster::handle_checkpoint_persisted`](super::JobMaster::handle_checkpoint_persisted).
+    PersistCheckpoint(Arc<CompletedCheckpoint>),
+    /// The checkpoint is durable: tell the attempt's TaskManagers, whose sinks commit it.
+    CommitCheckpoint {
+        attempt: AttemptId,
+        checkpoint: CheckpointId,
+    },
+    /// A checkpoint was given up (declined, timed out, its attempt failed): its data can go.
+    CheckpointAborted {
+        checkpoint: CheckpointId,
+        reason: String,
     },
     /// Tell every TaskManager running subtasks of `attempt` to cancel them. Sent once per attempt.
     CancelAttempt {
@@ -119,6 +141,19 @@ pub struct JobStatus {
     /// When the pending restart is due.
     pub restart_at: Option<Instant>,
     pub ended_at: Option<Instant>,
+    /// The job's checkpoints, if it takes any.
+    pub checkpoints: Option<CheckpointStatus>,
+}
+
+/// Where a job's checkpoints stand.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckpointStatus {
+    pub counters: crate::jobmanager::checkpoint_coordinator::CheckpointCounters,
+    /// The latest completed checkpoint: its id and when it completed.
+    pub latest: Option<(CheckpointId, Instant)>,
+    pub pending: Option<CheckpointId>,
+    /// The checkpoint the current attempt was restored from.
+    pub restored_from: Option<CheckpointId>,
 }
 
 /// Counters of what happened, for metrics and for the guard clauses that reject peers' input.

@@ -7,6 +7,7 @@
 //! when `handle_timeout(now)` must be called next, and `assert_invariants(&self)` checks the role's
 //! invariants (run after every step in tests and in the simulator).
 
+pub mod checkpoint_coordinator;
 pub mod execution_state;
 pub mod job_manager;
 pub mod job_master;

@@ -42,8 +42,10 @@ pub const HELLO_MAGIC: [u8; 4] = *b"RVLT";
 /// The version of every message after the handshake; see the module docs. Version 2 (this
 /// build) sends batches as column blocks, paces channels between TaskManagers with 8 credits, and
 /// adds `JobEnded`, `StopSources`, `HeartbeatReply`, `Metrics` and a job's `waiting_for`: a node
-/// of version 1 could not follow it, so the handshake refuses one.
-pub const PROTOCOL_VERSION: u16 = 2;
+/// of version 1 could not follow it, so the handshake refuses one. Version 3 adds checkpoints:
+/// barriers on channels, `TriggerCheckpoint`, `CheckpointState`, `CheckpointDeclined`,
+/// `CheckpointComplete`, `RestoreState` and a deployment's `restore_from`.
+pub const PROTOCOL_VERSION: u16 = 3;
 
 /// What a peer is to the cluster.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -356,10 +358,14 @@ mod tests {
     #[test]
     fn another_protocol_version_is_refused() {
         let mut newer = hello(4, PeerRole::TaskManager, "tm-3");
-        newer.protocol_version = 3;
+        newer.protocol_version = PROTOCOL_VERSION + 1;
         let mut side = Handshake::new(hello(4, PeerRole::JobManager, "jobmanager"));
         let error = side.on_hello(newer).unwrap_err();
-        assert_eq!(error.to_string(), "peer speaks protocol version 3, this node speaks 2");
+        let expected = format!(
+            "peer speaks protocol version {}, this node speaks {PROTOCOL_VERSION}",
+            PROTOCOL_VERSION + 1
+        );
+        assert_eq!(error.to_string(), expected);
         assert_eq!(side.failure(), Some(&error));
     }
 
@@ -446,8 +452,8 @@ mod tests {
     fn the_hello_encoding_is_frozen() {
         let mut bytes = Vec::new();
         encode_frame(&hello(4, PeerRole::TaskManager, "tm-3"), &mut bytes).unwrap();
-        // Magic, version 2, cluster 4, role 1 (TaskManager), name length 4, name.
-        assert_eq!(bytes[4..], [b'R', b'V', b'L', b'T', 2, 4, 1, 4, b't', b'm', b'-', b'3']);
+        // Magic, version 3, cluster 4, role 1 (TaskManager), name length 4, name.
+        assert_eq!(bytes[4..], [b'R', b'V', b'L', b'T', 3, 4, 1, 4, b't', b'm', b'-', b'3']);
         let mut bytes = Vec::new();
         encode_frame(&Verdict::Refused(Refusal::new("no")), &mut bytes).unwrap();
         assert_eq!(bytes[4..], [1, 2, b'n', b'o']);

@@ -13,7 +13,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::dataflow::operator::OperatorMetrics;
-use crate::ids::{AttemptId, JobId, SlotIndex, TaskManagerId};
+use crate::ids::{AttemptId, CheckpointId, JobId, SlotIndex, TaskManagerId};
 use crate::jobmanager::execution_state::ExecutionState;
 use crate::jobmanager::resource_manager::TaskManagerRegistration;
 use crate::protocol::wire_batch::WireElement;
@@ -30,6 +30,108 @@ pub enum ToJobManager {
     /// The counters of the subtasks running here, sent with every heartbeat so that status
     /// queries show a running job's progress (at most one entry per slot).
     Metrics(Vec<SubtaskMetrics>),
+    /// A chunk of a subtask's snapshot for a checkpoint; the last chunk (`offset + bytes.len()
+    /// == total`) is the subtask's acknowledgement of the checkpoint.
+    CheckpointState(SnapshotChunk),
+    /// A subtask could not take the checkpoint (a source that cannot replay, a sink that could not
+    /// pre-commit): the checkpoint is aborted.
+    CheckpointDeclined {
+        job: JobId,
+        attempt: AttemptId,
+        subtask: u32,
+        checkpoint: CheckpointId,
+        reason: String,
+    },
+}
+
+/// A piece of a subtask's snapshot bytes (`encode_snapshot`), at most `SNAPSHOT_CHUNK_BYTES_MAX`,
+/// sent in order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotChunk {
+    pub job: JobId,
+    pub attempt: AttemptId,
+    pub subtask: u32,
+    pub checkpoint: CheckpointId,
+    /// Where the chunk starts in the snapshot, and the snapshot's whole length.
+    pub offset: u64,
+    pub total: u64,
+    pub bytes: Vec<u8>,
+}
+
+impl SnapshotChunk {
+    /// Whether this is the last chunk.
+    pub fn is_last(&self) -> bool {
+        self.offset.saturating_add(self.bytes.len() as u64) == self.total
+    }
+
+    /// `snapshot` cut into chunks for `subtask` of `attempt`.
+    pub fn split(
+        job: JobId,
+        attempt: AttemptId,
+        subtask: u32,
+        checkpoint: CheckpointId,
+        snapshot: &[u8],
+    ) -> Vec<SnapshotChunk> {
+        let total = snapshot.len() as u64;
+        let pieces: Vec<&[u8]> = if snapshot.is_empty() {
+            vec![&[]]
+        } else {
+            snapshot.chunks(crate::limits::SNAPSHOT_CHUNK_BYTES_MAX).collect()
+        };
+        let mut offset = 0;
+        pieces
+            .into_iter()
+            .map(|piece| {
+                let chunk =
+                    SnapshotChunk { job, attempt, subtask, checkpoint, offset, total, bytes: piece.to_vec() };
+                offset += piece.len() as u64;
+                chunk
+            })
+            .collect()
+    }
+}
+
+/// Assembles a snapshot from its chunks, in order, refusing one that breaks the order or grows
+/// past `SUBTASK_SNAPSHOT_BYTES_MAX`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SnapshotAssembly {
+    bytes: Vec<u8>,
+    total: u64,
+}
+
+impl SnapshotAssembly {
+    /// Adds a chunk; `Ok(true)` once the snapshot is whole.
+    pub fn push(&mut self, chunk: &SnapshotChunk) -> Result<bool, String> {
+        if chunk.total > crate::limits::SUBTASK_SNAPSHOT_BYTES_MAX as u64 {
+            return Err(format!(
+                "a snapshot of {} bytes is over the limit of {}",
+                chunk.total,
+                crate::limits::SUBTASK_SNAPSHOT_BYTES_MAX
+            ));
+        }
+        if chunk.bytes.len() > crate::limits::SNAPSHOT_CHUNK_BYTES_MAX {
+            return Err(format!("a snapshot chunk of {} bytes is over the limit", chunk.bytes.len()));
+        }
+        if chunk.offset != self.bytes.len() as u64 || (!self.bytes.is_empty() && chunk.total != self.total) {
+            return Err(format!(
+                "a snapshot chunk at offset {} of {} after {} of {} bytes",
+                chunk.offset,
+                chunk.total,
+                self.bytes.len(),
+                self.total
+            ));
+        }
+        if chunk.offset + chunk.bytes.len() as u64 > chunk.total {
+            return Err(format!("a snapshot chunk runs past the snapshot's {} bytes", chunk.total));
+        }
+        self.total = chunk.total;
+        self.bytes.extend_from_slice(&chunk.bytes);
+        Ok(self.bytes.len() as u64 == self.total)
+    }
+
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.bytes
+    }
 }
 
 /// A running subtask's counters per chained vertex (vertex index, counters).
@@ -88,6 +190,23 @@ pub enum ToTaskManager {
     /// The answer to every heartbeat of a registered TaskManager: a TaskManager that hears
     /// nothing from its JobManager for several heartbeat intervals reconnects.
     HeartbeatReply,
+    /// Take checkpoint `checkpoint`: every source subtask of the attempt running here snapshots
+    /// its state and sends the barrier downstream.
+    TriggerCheckpoint {
+        job: JobId,
+        attempt: AttemptId,
+        checkpoint: CheckpointId,
+    },
+    /// Checkpoint `checkpoint` is complete and durably recorded: the attempt's sinks commit what
+    /// they pre-committed for it (and for earlier ones).
+    CheckpointComplete {
+        job: JobId,
+        attempt: AttemptId,
+        checkpoint: CheckpointId,
+    },
+    /// A chunk of the snapshot a subtask is to be restored from, sent before its `Deploy` (whose
+    /// `restore_from` names the checkpoint).
+    RestoreState(SnapshotChunk),
 }
 
 /// Everything a TaskManager needs to run a subtask. The job travels as its job file's text: the
@@ -103,6 +222,8 @@ pub struct Deployment {
     pub parallelism: Option<u16>,
     /// Where every subtask of the attempt runs, for the data connections.
     pub locations: Vec<SubtaskLocation>,
+    /// The checkpoint the subtask starts from; its snapshot came before in `RestoreState` chunks.
+    pub restore_from: Option<CheckpointId>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -187,7 +308,22 @@ mod tests {
                 task_manager: TaskManagerId(9),
                 address: "h:1".into(),
             }],
+            restore_from: Some(CheckpointId(3)),
         }));
+        let checkpoint = CheckpointId(5);
+        round_trip(&ToTaskManager::TriggerCheckpoint { job, attempt, checkpoint });
+        round_trip(&ToTaskManager::CheckpointComplete { job, attempt, checkpoint });
+        for chunk in SnapshotChunk::split(job, attempt, 1, checkpoint, &[1, 2, 3]) {
+            round_trip(&ToTaskManager::RestoreState(chunk.clone()));
+            round_trip(&ToJobManager::CheckpointState(chunk));
+        }
+        round_trip(&ToJobManager::CheckpointDeclined {
+            job,
+            attempt,
+            subtask: 0,
+            checkpoint,
+            reason: "no".into(),
+        });
         round_trip(&ToTaskManager::CancelAttempt { job, attempt });
         round_trip(&ToTaskManager::JobEnded { job, attempt, succeeded: true });
         round_trip(&ToTaskManager::StopSources { job, attempt });
@@ -201,6 +337,23 @@ mod tests {
             element: WireElement::from_element(Element::Batch(batch)),
         });
         round_trip(&DataMessage::Credit { job, attempt, subtask: 2, channel: 1, credits: 4 });
+    }
+
+    #[test]
+    fn snapshots_travel_in_bounded_chunks_and_reassemble_in_order_only() {
+        let limit = crate::limits::SNAPSHOT_CHUNK_BYTES_MAX;
+        let snapshot: Vec<u8> = (0..limit * 2 + 5).map(|i| i as u8).collect();
+        let chunks = SnapshotChunk::split(JobId(1), AttemptId(0), 2, CheckpointId(1), &snapshot);
+        assert_eq!(chunks.len(), 3);
+        assert!(chunks.iter().all(|c| c.bytes.len() <= limit));
+        let mut assembly = SnapshotAssembly::default();
+        assert_eq!(assembly.push(&chunks[0]), Ok(false));
+        assert!(assembly.clone().push(&chunks[2]).is_err(), "out of order");
+        assert_eq!(assembly.push(&chunks[1]), Ok(false));
+        assert_eq!(assembly.push(&chunks[2]), Ok(true));
+        assert_eq!(assembly.into_bytes(), snapshot);
+        let empty = SnapshotChunk::split(JobId(1), AttemptId(0), 2, CheckpointId(1), &[]);
+        assert_eq!(SnapshotAssembly::default().push(&empty[0]), Ok(true));
     }
 
     #[test]

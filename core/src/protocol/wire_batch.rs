@@ -216,6 +216,8 @@ pub enum WireElement {
     Batch(WireBatch),
     Watermark(i64),
     EndOfInput,
+    /// A checkpoint barrier (appended in protocol version 3).
+    Barrier(u64),
 }
 
 /// Why a received batch was refused.
@@ -361,6 +363,7 @@ impl WireElement {
             Element::Batch(b) => WireElement::Batch(WireBatch::from_batch(b)),
             Element::Watermark(w) => WireElement::Watermark(w),
             Element::EndOfInput => WireElement::EndOfInput,
+            Element::Barrier(id) => WireElement::Barrier(id.0),
         }
     }
 
@@ -369,6 +372,7 @@ impl WireElement {
             WireElement::Batch(b) => Element::Batch(b.into_batch(expected)?),
             WireElement::Watermark(w) => Element::Watermark(w),
             WireElement::EndOfInput => Element::EndOfInput,
+            WireElement::Barrier(id) => Element::Barrier(crate::ids::CheckpointId(id)),
         })
     }
 }

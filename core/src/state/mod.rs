@@ -1,9 +1,11 @@
 //! Keyed state, partitioned by key group.
 //!
 //! Every keyed operator keeps its per-key values in a [`KeyedState`]: one hash map per key group
-//! the subtask owns. Snapshots (a later issue) write and read whole key groups, which is what lets
-//! a job be restored at another parallelism. The maps use a fixed hasher, never std's randomly
+//! the subtask owns. Snapshots ([`snapshot`]) write and read entries tagged with their key group,
+//! which is what lets a job be restored at another parallelism. The maps use a fixed hasher, never std's randomly
 //! seeded one, so iteration order is a function of the input alone.
+
+pub mod snapshot;
 
 use std::collections::hash_map::Entry;
 use std::hash::Hash;
@@ -121,6 +123,21 @@ impl<V, K: StateKey> KeyedState<V, K> {
     /// Every key group with its entries, in key-group order.
     pub fn iter_groups(&self) -> impl Iterator<Item = (u16, &FxHashMap<K, V>)> {
         self.groups.iter().enumerate().map(move |(i, g)| (self.start + i as u16, g))
+    }
+
+    /// Every entry with its key group, group by group: what a snapshot records.
+    pub fn entries(&self) -> impl Iterator<Item = (u16, &K, &V)> {
+        self.iter_groups().flat_map(|(group, map)| map.iter().map(move |(k, v)| (group, k, v)))
+    }
+
+    /// Checks that a restored entry's key group is one this state holds.
+    pub fn check_key_group(&self, key_group: u16) -> Result<(), String> {
+        let (start, end) = self.key_groups();
+        if (start..end).contains(&key_group) {
+            Ok(())
+        } else {
+            Err(format!("the snapshot holds key group {key_group}; this subtask owns {start}..{end}"))
+        }
     }
 
     pub fn assert_invariants(&self) {

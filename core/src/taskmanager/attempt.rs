@@ -12,6 +12,7 @@ use crate::dataflow::writer::Outgoing;
 use crate::graph::{JobGraph, OutputTag};
 use crate::ids::{SlotIndex, TaskManagerId};
 use crate::jobfile::{parse_job, ParseOptions};
+use crate::limits::INPUT_QUEUE_ELEMENTS_MAX;
 use crate::time::Instant;
 use crate::types::DataType;
 
@@ -91,6 +92,10 @@ pub(super) struct SubtaskRun {
     /// Elements from producers on this TaskManager, with their channel; at most
     /// `INPUT_QUEUE_ELEMENTS_MAX`.
     pub local_queue: VecDeque<(u32, Element)>,
+    /// Elements taken from the local queue for a channel the subtask blocked while it aligns a
+    /// checkpoint's barrier, by channel, in order; at most `INPUT_QUEUE_ELEMENTS_MAX` each. They
+    /// come before anything of their channel still in the local queue.
+    pub parked: BTreeMap<u32, VecDeque<Element>>,
     /// Input channels whose producer is remote, by channel.
     pub receivers: BTreeMap<u32, RemoteInput>,
     /// Output channels whose consumer is remote, by the consumer's (subtask, channel).
@@ -119,20 +124,52 @@ impl SubtaskRun {
             && self.senders.values().all(|o| o.sender.is_finished())
     }
 
-    /// The next input element, round robin over the local queue and the receivers; for a remote
-    /// channel also the credit the consumed element returns to its producer.
+    /// Whether a local producer may queue one more element on `channel`.
+    pub fn can_queue_locally(&self, channel: u32) -> bool {
+        self.local_queue.len() < INPUT_QUEUE_ELEMENTS_MAX
+            && self.parked.get(&channel).is_none_or(|p| p.len() < INPUT_QUEUE_ELEMENTS_MAX)
+    }
+
+    /// The next element of the local queue whose channel is not blocked, parking those of blocked
+    /// channels on the way; parked elements of channels unblocked since come first.
+    fn next_local(&mut self) -> Option<(u32, Element)> {
+        let subtask = &self.subtask;
+        if let Some((&channel, parked)) =
+            self.parked.iter_mut().find(|(&c, _)| !subtask.is_channel_blocked(c))
+        {
+            let element = parked.pop_front().expect("parked queues are never left empty");
+            if parked.is_empty() {
+                self.parked.remove(&channel);
+            }
+            return Some((channel, element));
+        }
+        while let Some((channel, element)) = self.local_queue.pop_front() {
+            if !self.subtask.is_channel_blocked(channel) {
+                return Some((channel, element));
+            }
+            self.parked.entry(channel).or_default().push_back(element);
+        }
+        None
+    }
+
+    /// The next input element, round robin over the local queue and the receivers, skipping
+    /// channels blocked by a barrier alignment; for a remote channel also the credit the consumed
+    /// element returns to its producer.
     pub fn next_input(&mut self) -> Option<Input> {
         let sources = 1 + self.receivers.len();
         for i in 0..sources {
             let source = (self.input_cursor + i) % sources;
             if source == 0 {
-                if let Some((channel, element)) = self.local_queue.pop_front() {
+                if let Some((channel, element)) = self.next_local() {
                     self.input_cursor = 1;
                     return Some((channel, element, None));
                 }
                 continue;
             }
             let (&channel, input) = self.receivers.iter_mut().nth(source - 1).expect("in range");
+            if self.subtask.is_channel_blocked(channel) {
+                continue;
+            }
             if let Some(element) = input.receiver.poll_element() {
                 self.input_cursor = source + 1;
                 let credit = input.receiver.poll_credit().map(|n| (input.producer.clone(), n));

@@ -6,7 +6,7 @@ use std::time::Duration;
 use crate::dataflow::subtask::SourceStatus;
 use crate::ids::TaskManagerId;
 use crate::jobmanager::execution_state::ExecutionState;
-use crate::limits::{INPUT_QUEUE_ELEMENTS_MAX, PENDING_CREDIT_CHANNELS_MAX, SOURCE_REPOLL_MS};
+use crate::limits::{PENDING_CREDIT_CHANNELS_MAX, SOURCE_REPOLL_MS};
 use crate::protocol::messages::DataMessage;
 use crate::protocol::wire_batch::WireElement;
 use crate::time::Instant;
@@ -239,6 +239,7 @@ impl TaskManager {
                     DataMessage::Credit { job: key.0, attempt: key.1, subtask: key.2, channel, credits };
                 self.send_data(peer, message);
             }
+            self.send_snapshots(key);
             result
         };
         if let Err(error) = result {
@@ -268,7 +269,7 @@ impl TaskManager {
                 continue;
             }
             if let Some(consumer) = record.subtasks.get_mut(&target.0) {
-                if consumer.local_queue.len() < INPUT_QUEUE_ELEMENTS_MAX {
+                if consumer.can_queue_locally(target.1) {
                     consumer.local_queue.push_back((target.1, out.element));
                     moved = true;
                     continue;

@@ -38,6 +38,7 @@
 
 mod attempt;
 mod channels;
+mod checkpoints;
 mod task_manager;
 
 use std::collections::BTreeMap;
@@ -199,6 +200,8 @@ pub enum DeployError {
     NoLocation { subtask: u32, of: u32 },
     #[error("the subtask cannot start: {0}")]
     Instantiate(String),
+    #[error("the subtask cannot be restored: {0}")]
+    Restore(String),
 }
 
 #[cfg(test)]

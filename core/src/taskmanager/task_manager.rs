@@ -8,12 +8,12 @@ use crate::connectors::ConnectorFactory;
 use crate::dataflow::credit::{ChannelId, CreditReceiver, CreditSender};
 use crate::dataflow::plan::{ChannelAddr, SubtaskId};
 use crate::dataflow::subtask::Subtask;
-use crate::ids::{AttemptId, JobId, SlotIndex, TaskManagerId};
+use crate::ids::{AttemptId, CheckpointId, JobId, SlotIndex, TaskManagerId};
 use crate::jobmanager::execution_state::ExecutionState;
 use crate::jobmanager::resource_manager::TaskManagerRegistration;
 use crate::limits::{INPUT_QUEUE_ELEMENTS_MAX, PENDING_CREDIT_CHANNELS_MAX, TASK_MANAGER_ATTEMPTS_KEPT_MAX};
 use crate::protocol::messages::{
-    DataMessage, Deployment, SubtaskMetrics, TaskStateReport, ToJobManager, ToTaskManager,
+    DataMessage, Deployment, SnapshotAssembly, SubtaskMetrics, TaskStateReport, ToJobManager, ToTaskManager,
 };
 use crate::protocol::PROTOCOL_VERSION;
 use crate::time::Instant;
@@ -51,6 +51,8 @@ pub struct TaskManager {
     pub(super) outputs: VecDeque<Output>,
     pub(super) counters: TaskManagerCounters,
     pub(super) alignment: Option<Box<dyn SourceAlignment>>,
+    /// Snapshots for deployments still to come, by subtask: (checkpoint, chunks so far, whole).
+    pub(super) pending_restores: BTreeMap<SubtaskKey, (CheckpointId, SnapshotAssembly, bool)>,
 }
 
 impl TaskManager {
@@ -65,6 +67,7 @@ impl TaskManager {
             slots,
             attempts: BTreeMap::new(),
             pending_credits: BTreeMap::new(),
+            pending_restores: BTreeMap::new(),
             cursor: None,
             outputs: VecDeque::new(),
             counters: TaskManagerCounters::default(),
@@ -171,6 +174,17 @@ impl TaskManager {
                 }
                 self.stop_sources(job, attempt);
             }
+            message if !matches!(self.registration, RegistrationStatus::Registered { .. }) => {
+                let _ = message;
+                self.counters.messages_refused += 1;
+            }
+            ToTaskManager::TriggerCheckpoint { job, attempt, checkpoint } => {
+                self.trigger_checkpoint(job, attempt, checkpoint)
+            }
+            ToTaskManager::CheckpointComplete { job, attempt, checkpoint } => {
+                self.checkpoint_complete(job, attempt, checkpoint)
+            }
+            ToTaskManager::RestoreState(chunk) => self.restore_chunk(chunk),
         }
     }
 
@@ -367,23 +381,26 @@ impl TaskManager {
             }
         }
         let connectors = record.connectors.as_deref().unwrap_or(&*self.connectors);
-        let subtask = Subtask::new(&job.graph, &job.plan, SubtaskId(d.subtask), connectors)
+        let mut subtask = Subtask::new(&job.graph, &job.plan, SubtaskId(d.subtask), connectors)
             .map_err(DeployError::Instantiate)?;
-        let split = subtask.source_watermark().map(|_| {
-            let vertex = subtask.head_vertex();
-            let source = AlignedSource {
-                job: d.job,
-                attempt: d.attempt,
-                vertex: vertex.0,
-                splits: job.graph.vertex(vertex).parallelism,
-            };
-            (source, sp.index)
+        let sp_index = sp.index;
+        let source_splits =
+            subtask.source_watermark().map(|_| job.graph.vertex(subtask.head_vertex()).parallelism);
+        if let Some(checkpoint) = d.restore_from {
+            self.restore_subtask((d.job, d.attempt, d.subtask), checkpoint, &mut subtask)?;
+        }
+        let record = self.attempts.get_mut(&(d.job, d.attempt)).expect("entered above");
+        let split = source_splits.map(|splits| {
+            let source =
+                AlignedSource { job: d.job, attempt: d.attempt, vertex: subtask.head_vertex().0, splits };
+            (source, sp_index)
         });
         let run = SubtaskRun {
             split,
             subtask,
             slot: d.slot,
             local_queue: VecDeque::with_capacity(INPUT_QUEUE_ELEMENTS_MAX),
+            parked: BTreeMap::new(),
             receivers,
             senders,
             held: None,

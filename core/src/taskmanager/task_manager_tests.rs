@@ -105,6 +105,7 @@ fn deployments(placement: &[u64]) -> Vec<Deployment> {
             job_file: job_text(),
             parallelism: None,
             locations: locations.clone(),
+            restore_from: None,
         })
         .collect()
 }

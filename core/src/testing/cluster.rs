@@ -9,6 +9,7 @@
 //! Every delivered message is folded into a trace hash, so two runs of one seed can be compared.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::connectors::ConnectorFactory;
@@ -16,6 +17,7 @@ use crate::dataflow::credit::CreditConfig;
 use crate::dataflow::local::Rng;
 use crate::ids::{JobId, TaskManagerId};
 use crate::jobfile::JobFileError;
+use crate::jobmanager::checkpoint_coordinator::CompletedCheckpoint;
 use crate::jobmanager::job_manager::{self, JobManager, JobManagerConfig, JobOverview};
 use crate::protocol::messages::{DataMessage, ToJobManager, ToTaskManager};
 use crate::taskmanager::{self, TaskManager, TaskManagerConfig};
@@ -44,6 +46,8 @@ pub struct InMemoryCluster {
     to_tm: BTreeMap<TaskManagerId, VecDeque<ToTaskManager>>,
     data: BTreeMap<(TaskManagerId, TaskManagerId), VecDeque<DataMessage>>,
     ended: Vec<(JobId, job_manager::Output)>,
+    /// Completed checkpoints "durably" recorded, per job: the last `retained` of each.
+    pub checkpoints: BTreeMap<JobId, VecDeque<Arc<CompletedCheckpoint>>>,
     trace: u64,
     steps: u64,
 }
@@ -66,6 +70,7 @@ impl InMemoryCluster {
             to_tm: BTreeMap::new(),
             data: BTreeMap::new(),
             ended: Vec::new(),
+            checkpoints: BTreeMap::new(),
             trace: 0xcbf2_9ce4_8422_2325,
             steps: 0,
         };
@@ -133,8 +138,32 @@ impl InMemoryCluster {
 
     /// Moves every node's outputs into the queues.
     fn collect(&mut self) {
+        let mut persisted: Vec<(JobId, Arc<CompletedCheckpoint>)> = Vec::new();
+        loop {
+            for (job, checkpoint) in persisted.drain(..) {
+                let id = checkpoint.id;
+                self.jm.handle_checkpoint_persisted(self.now, job, id, Ok(checkpoint));
+            }
+            self.collect_job_manager(&mut persisted);
+            if persisted.is_empty() {
+                break;
+            }
+        }
+        self.collect_task_managers();
+    }
+
+    fn collect_job_manager(&mut self, persisted: &mut Vec<(JobId, Arc<CompletedCheckpoint>)>) {
         while let Some(out) = self.jm.poll_output() {
             match out {
+                job_manager::Output::PersistCheckpoint { job, checkpoint, retained } => {
+                    let kept = self.checkpoints.entry(job).or_default();
+                    kept.push_back(Arc::clone(&checkpoint));
+                    while kept.len() > usize::from(retained) {
+                        kept.pop_front();
+                    }
+                    persisted.push((job, checkpoint));
+                }
+                job_manager::Output::CheckpointAborted { .. } => {}
                 job_manager::Output::ToTaskManager { tm, message } => {
                     if self.hosts.get(&tm).is_some_and(|h| h.alive) {
                         self.to_tm.entry(tm).or_default().push_back(message);
@@ -152,6 +181,9 @@ impl InMemoryCluster {
                 ended @ job_manager::Output::JobEnded { job, .. } => self.ended.push((job, ended)),
             }
         }
+    }
+
+    fn collect_task_managers(&mut self) {
         for (&id, host) in &mut self.hosts {
             if !host.alive {
                 continue;
@@ -282,6 +314,7 @@ fn data_kind(m: &DataMessage) -> String {
                 crate::protocol::wire_batch::WireElement::Batch(b) => format!("batch{}", b.rows),
                 crate::protocol::wire_batch::WireElement::Watermark(w) => format!("wm{w}"),
                 crate::protocol::wire_batch::WireElement::EndOfInput => "end".to_owned(),
+                crate::protocol::wire_batch::WireElement::Barrier(id) => format!("barrier{id}"),
             };
             format!("el{subtask}.{channel}:{what}")
         }
@@ -300,3 +333,7 @@ enum Choice {
 #[cfg(test)]
 #[path = "cluster_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "checkpoint_tests.rs"]
+mod checkpoint_tests;

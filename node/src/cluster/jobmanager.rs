@@ -35,6 +35,7 @@ use rivulet_core::time::Instant;
 use serde::de::DeserializeOwned;
 use smol::future;
 
+use crate::checkpoint_store::SharedStore;
 use crate::net::{
     handshake_accepting, recv_message, send_message, FrameConnection, FrameListener, FrameReceiver,
     FrameSender, Runtime, HANDSHAKE_TIMEOUT_DEFAULT,
@@ -55,6 +56,8 @@ pub struct JobManagerNodeConfig {
     pub cluster: ClusterId,
     pub job_manager: JobManagerConfig,
     pub handshake_timeout: Duration,
+    /// Where completed checkpoints are recorded.
+    pub checkpoints: SharedStore,
 }
 
 impl JobManagerNodeConfig {
@@ -64,6 +67,7 @@ impl JobManagerNodeConfig {
             cluster,
             job_manager: JobManagerConfig::default(),
             handshake_timeout: HANDSHAKE_TIMEOUT_DEFAULT,
+            checkpoints: SharedStore::memory(),
         }
     }
 }
@@ -185,8 +189,12 @@ pub async fn run_job_manager<R: Runtime>(
         }
     });
 
-    let mut node =
-        Node { jm: JobManager::new(config.job_manager), connections: BTreeMap::new(), tms: BTreeMap::new() };
+    let mut node = Node {
+        jm: JobManager::new(config.job_manager),
+        connections: BTreeMap::new(),
+        tms: BTreeMap::new(),
+        store: config.checkpoints,
+    };
     loop {
         let next = match node.jm.poll_timeout() {
             Some(at) => {
@@ -218,6 +226,7 @@ struct Node {
     connections: BTreeMap<ConnectionId, Connection>,
     /// The connection each registered TaskManager is on.
     tms: BTreeMap<TaskManagerId, ConnectionId>,
+    store: SharedStore,
 }
 
 impl Node {
@@ -266,7 +275,7 @@ impl Node {
                     self.flush(now);
                 }
                 self.jm.handle_task_manager_message(now, tm, message);
-                self.registered(conn, tm);
+                self.registered(now, conn, tm);
                 return;
             }
             (_, Some(tm)) if !matches!(message, ToJobManager::Register(_)) => tm,
@@ -289,7 +298,7 @@ impl Node {
     /// Carries out the outputs of a registration of `tm` on `conn`. A refusal is answered on
     /// `conn`, which then closes; otherwise the id is this connection's from now on (a
     /// reconnecting TaskManager replaces its old connection) before the role's answer is sent.
-    fn registered(&mut self, conn: ConnectionId, tm: TaskManagerId) {
+    fn registered(&mut self, now: Instant, conn: ConnectionId, tm: TaskManagerId) {
         let mut outputs = Vec::new();
         while let Some(output) = self.jm.poll_output() {
             outputs.push(output);
@@ -314,7 +323,7 @@ impl Node {
                     self.send(conn, Outgoing::ToTaskManager(message));
                     self.send(conn, Outgoing::Close);
                 }
-                other => self.dispatch(other),
+                other => self.dispatch(now, other),
             }
         }
     }
@@ -377,14 +386,30 @@ impl Node {
     }
 
     /// Carries out every output of the role.
-    fn flush(&mut self, _now: Instant) {
+    fn flush(&mut self, now: Instant) {
         while let Some(output) = self.jm.poll_output() {
-            self.dispatch(output);
+            self.dispatch(now, output);
         }
     }
 
-    fn dispatch(&mut self, output: Output) {
+    fn dispatch(&mut self, now: Instant, output: Output) {
         match output {
+            Output::PersistCheckpoint { job, checkpoint, retained } => {
+                let result = self.store.lock().persist(job, &checkpoint, retained);
+                match &result {
+                    Ok(()) => {
+                        tracing::debug!(%job, checkpoint = %checkpoint.id, bytes = checkpoint.bytes(), "checkpoint recorded")
+                    }
+                    Err(error) => {
+                        tracing::warn!(%job, checkpoint = %checkpoint.id, %error, "checkpoint not recorded")
+                    }
+                }
+                let id = checkpoint.id;
+                self.jm.handle_checkpoint_persisted(now, job, id, result.map(|()| checkpoint));
+            }
+            Output::CheckpointAborted { job, checkpoint, reason } => {
+                tracing::info!(%job, %checkpoint, %reason, "checkpoint aborted");
+            }
             Output::ToTaskManager { tm, message } => match self.tms.get(&tm) {
                 Some(&conn) => {
                     if let ToTaskManager::Deploy(d) = &message {
@@ -404,10 +429,15 @@ impl Node {
                     self.send(conn, Outgoing::Close);
                 }
             }
-            Output::JobEnded { job, state, cause } => match cause {
-                Some(cause) => tracing::info!(%job, state = state.name(), %cause, "job ended"),
-                None => tracing::info!(%job, state = state.name(), "job ended"),
-            },
+            Output::JobEnded { job, state, cause } => {
+                match cause {
+                    Some(cause) => tracing::info!(%job, state = state.name(), %cause, "job ended"),
+                    None => tracing::info!(%job, state = state.name(), "job ended"),
+                }
+                if let Err(error) = self.store.lock().remove_job(job) {
+                    tracing::warn!(%job, %error, "the ended job's checkpoints could not be deleted");
+                }
+            }
         }
     }
 

@@ -5,7 +5,7 @@
 //! aggregate's kind. This is the layout that makes keyed windows cost a few nanoseconds per record.
 
 use crate::batch::Column;
-use crate::dataflow::operators::accumulate::{AggregateKind, AggregateSpec, ArgColumn};
+use crate::dataflow::operators::accumulate::{Acc, AggregateKind, AggregateSpec, ArgColumn};
 use crate::types::DataType;
 
 /// The slots of one aggregate.
@@ -108,6 +108,46 @@ impl AccColumn {
             }),
             (acc, arg) => unreachable!("type-checked aggregate {acc:?} met argument {arg:?}"),
         }
+    }
+
+    /// Slot `slot` as one accumulator (for a snapshot).
+    pub fn get(&self, slot: u32) -> Acc {
+        let s = slot as usize;
+        match self {
+            AccColumn::Count(v) => Acc::Count(v[s]),
+            AccColumn::SumInt(v) => Acc::SumInt(v[s]),
+            AccColumn::SumFloat(v) => Acc::SumFloat(v[s]),
+            AccColumn::MinInt(v) => Acc::MinInt(v[s]),
+            AccColumn::MaxInt(v) => Acc::MaxInt(v[s]),
+            AccColumn::MinFloat(v) => Acc::MinFloat(v[s]),
+            AccColumn::MaxFloat(v) => Acc::MaxFloat(v[s]),
+            AccColumn::AvgInt { sum, count } => Acc::AvgInt { sum: sum[s], count: count[s] },
+            AccColumn::AvgFloat { sum, count } => Acc::AvgFloat { sum: sum[s], count: count[s] },
+        }
+    }
+
+    /// Adds a slot holding `acc` (restored from a snapshot); false, adding nothing, if `acc` is
+    /// of another kind.
+    pub fn push_acc(&mut self, acc: &Acc) -> bool {
+        match (self, *acc) {
+            (AccColumn::Count(v), Acc::Count(x))
+            | (AccColumn::SumInt(v), Acc::SumInt(x))
+            | (AccColumn::MinInt(v), Acc::MinInt(x))
+            | (AccColumn::MaxInt(v), Acc::MaxInt(x)) => v.push(x),
+            (AccColumn::SumFloat(v), Acc::SumFloat(x))
+            | (AccColumn::MinFloat(v), Acc::MinFloat(x))
+            | (AccColumn::MaxFloat(v), Acc::MaxFloat(x)) => v.push(x),
+            (AccColumn::AvgInt { sum, count }, Acc::AvgInt { sum: s, count: c }) => {
+                sum.push(s);
+                count.push(c);
+            }
+            (AccColumn::AvgFloat { sum, count }, Acc::AvgFloat { sum: s, count: c }) => {
+                sum.push(s);
+                count.push(c);
+            }
+            _ => return false,
+        }
+        true
     }
 
     /// Appends the value of slot `slot` to an output column of the aggregate's result type.

@@ -63,7 +63,7 @@ pub struct AggregateSpec {
 }
 
 /// The running state of one aggregate. Integer sums wrap like Java's `long`.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Acc {
     Count(i64),
     SumInt(i64),
@@ -215,6 +215,24 @@ pub fn eval_args<'a>(
 
 pub fn new_accs(specs: &[AggregateSpec]) -> Vec<Acc> {
     specs.iter().map(Acc::new).collect()
+}
+
+/// Checks accumulators restored from a snapshot against the operator's aggregates: one each, of
+/// the kind each aggregate keeps.
+pub fn check_restored_accs(specs: &[AggregateSpec], accs: &[Acc]) -> Result<(), String> {
+    let fits = accs.len() == specs.len()
+        && specs
+            .iter()
+            .zip(accs)
+            .all(|(s, a)| std::mem::discriminant(&Acc::new(s)) == std::mem::discriminant(a));
+    if fits {
+        Ok(())
+    } else {
+        Err(format!(
+            "accumulators {accs:?} do not fit the aggregates {:?}",
+            specs.iter().map(|s| &s.output_name).collect::<Vec<_>>()
+        ))
+    }
 }
 
 #[cfg(test)]

@@ -3,8 +3,10 @@
 
 use crate::batch::{Batch, Column};
 use crate::dataflow::operator::{Operator, Output, TaskError};
-use crate::dataflow::operators::accumulate::{eval_args, new_accs, Acc, AggregateSpec};
-use crate::key::{key_group_of, KeySelector};
+use crate::dataflow::operators::accumulate::{check_restored_accs, eval_args, new_accs, Acc, AggregateSpec};
+use crate::ids::CheckpointId;
+use crate::key::{key_group_of, Key, KeySelector};
+use crate::state::snapshot::{decode_state, encode_state};
 use crate::state::KeyedState;
 use crate::types::DataType;
 
@@ -65,6 +67,25 @@ impl Operator for AggregateOperator {
             }
         }
         out.batch(Batch::with_rows(output.columns, rows));
+        Ok(())
+    }
+
+    fn snapshot_state(&mut self, _checkpoint: CheckpointId) -> Result<Vec<u8>, TaskError> {
+        let entries: Vec<(u16, &Key, &Vec<Acc>)> = self.state.entries().collect();
+        Ok(encode_state(&entries))
+    }
+
+    fn restore_state(&mut self, state: &[u8]) -> Result<(), String> {
+        let entries: Vec<(u16, Key, Vec<Acc>)> = decode_state(state, "aggregate")?;
+        for (key_group, key, accs) in entries {
+            self.state.check_key_group(key_group)?;
+            check_restored_accs(&self.config.aggregates, &accs)?;
+            let slot = self.state.get_or_insert_with(key_group, &key, Vec::new);
+            if !slot.is_empty() {
+                return Err(format!("key {key:?} appears twice in the snapshot"));
+            }
+            *slot = accs;
+        }
         Ok(())
     }
 

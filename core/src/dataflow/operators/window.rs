@@ -7,11 +7,13 @@
 use crate::batch::{Batch, Column};
 use crate::dataflow::operator::{Operator, OperatorMetrics, Output, TaskError};
 use crate::dataflow::operators::accumulate::{eval_args, AggregateSpec};
-use crate::dataflow::panes::PaneStore;
-use crate::dataflow::sessions::SessionStore;
+use crate::dataflow::panes::{PaneSnapshot, PaneStore};
+use crate::dataflow::sessions::{SessionStore, SessionsSnapshot};
 use crate::dataflow::windowing::{is_late, sliding_starts, tumbling_start, WindowKind};
+use crate::ids::CheckpointId;
 use crate::key::{Key, KeySelector};
 use crate::limits::BATCH_ROWS_MAX;
+use crate::state::snapshot::{decode_state, encode_state};
 use crate::time::{EventTime, WATERMARK_MIN};
 use crate::types::{DataType, EventTimeField};
 
@@ -40,6 +42,21 @@ pub struct WindowConfig {
 enum Store {
     Panes(Box<PaneStore>),
     Sessions(SessionStore),
+}
+
+/// A window operator's state in a snapshot.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct WindowSnapshot {
+    watermark: EventTime,
+    late_records_dropped: u64,
+    late_records_routed: u64,
+    contents: WindowContents,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+enum WindowContents {
+    Panes(Vec<PaneSnapshot>),
+    Sessions(Vec<SessionsSnapshot>),
 }
 
 pub struct WindowOperator {
@@ -222,6 +239,44 @@ impl Operator for WindowOperator {
         }
         self.flush(out);
         out.watermark(watermark);
+        Ok(())
+    }
+
+    fn snapshot_state(&mut self, _checkpoint: CheckpointId) -> Result<Vec<u8>, TaskError> {
+        let contents = match &self.store {
+            Store::Panes(panes) => WindowContents::Panes(panes.snapshot()),
+            Store::Sessions(sessions) => WindowContents::Sessions(sessions.snapshot()),
+        };
+        Ok(encode_state(&WindowSnapshot {
+            watermark: self.watermark,
+            late_records_dropped: self.metrics.late_records_dropped,
+            late_records_routed: self.metrics.late_records_routed,
+            contents,
+        }))
+    }
+
+    fn restore_state(&mut self, state: &[u8]) -> Result<(), String> {
+        let what = format!("window `{}`", self.config.name);
+        let snapshot: WindowSnapshot = decode_state(state, &what)?;
+        let watermark = snapshot.watermark;
+        match (&mut self.store, snapshot.contents) {
+            (Store::Panes(store), WindowContents::Panes(panes)) => {
+                if let Some(p) = panes.iter().find(|p| p.end.saturating_sub(1) <= watermark) {
+                    return Err(format!(
+                        "{what}: pane [{}, {}) is due at watermark {watermark}",
+                        p.start, p.end
+                    ));
+                }
+                store.restore(panes).map_err(|e| format!("{what}: {e}"))?;
+            }
+            (Store::Sessions(store), WindowContents::Sessions(sessions)) => {
+                store.restore(watermark, sessions).map_err(|e| format!("{what}: {e}"))?;
+            }
+            _ => return Err(format!("{what}: the snapshot holds another kind of window")),
+        }
+        self.watermark = watermark;
+        self.metrics.late_records_dropped = snapshot.late_records_dropped;
+        self.metrics.late_records_routed = snapshot.late_records_routed;
         Ok(())
     }
 

@@ -1,0 +1,312 @@
+//! The checkpoint coordinator: one job's checkpoints, run by its JobMaster.
+//!
+//! # Model
+//!
+//! Checkpoint ids increase over the job's life, across attempts. At most one checkpoint is in
+//! flight. While the current attempt runs (every subtask Running), the coordinator triggers
+//! checkpoint n every `interval`, at least `min_pause` after the previous one completed:
+//! [`Step::Trigger`], which the JobManager sends to the attempt's TaskManagers, whose sources
+//! inject barrier n. Every subtask acknowledges with its snapshot (in chunks). When all have, the
+//! checkpoint is *complete but not durable*: [`Step::Persist`] asks the driver to record it, and
+//! only when the driver says it is durable ([`CheckpointCoordinator::handle_persisted`]) does it
+//! become the latest completed checkpoint, the recovery point, and [`Step::Commit`] lets sinks
+//! commit (raft's rule: an effect that depends on a durable write waits for its acknowledgement).
+//! A checkpoint that a subtask declines, whose `timeout` passes, or whose attempt fails is
+//! aborted; its snapshots are dropped.
+//!
+//! Snapshot chunks are untrusted: chunks for another checkpoint or attempt, for an unknown
+//! subtask, out of order or over the size limit are counted and ignored (an ignored chunk leaves
+//! the checkpoint incomplete, so it times out).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::graph::CheckpointConfig;
+use crate::ids::{AttemptId, CheckpointId};
+use crate::protocol::messages::{SnapshotAssembly, SnapshotChunk};
+use crate::time::Instant;
+
+/// A checkpoint every subtask acknowledged: its snapshot bytes per subtask, in subtask order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CompletedCheckpoint {
+    pub id: CheckpointId,
+    pub attempt: AttemptId,
+    pub triggered_at: Instant,
+    pub completed_at: Instant,
+    pub snapshots: Vec<Vec<u8>>,
+}
+
+impl CompletedCheckpoint {
+    /// Bytes of snapshot data.
+    pub fn bytes(&self) -> usize {
+        self.snapshots.iter().map(Vec::len).sum()
+    }
+}
+
+/// What the coordinator asks of its JobMaster.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Step {
+    Trigger {
+        attempt: AttemptId,
+        checkpoint: CheckpointId,
+    },
+    /// Record the checkpoint durably, then call `handle_persisted`.
+    Persist(Arc<CompletedCheckpoint>),
+    /// The checkpoint is durable: the attempt's sinks may commit it.
+    Commit {
+        attempt: AttemptId,
+        checkpoint: CheckpointId,
+    },
+    Aborted {
+        checkpoint: CheckpointId,
+        reason: String,
+    },
+}
+
+/// Counters of the coordinator's work, and of input it ignored.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CheckpointCounters {
+    pub triggered: u64,
+    pub completed: u64,
+    pub aborted: u64,
+    pub chunks_ignored: u64,
+    /// The last completed checkpoint's duration (trigger to durable), in milliseconds.
+    pub last_duration_ms: u64,
+    pub last_bytes: u64,
+}
+
+#[derive(Debug)]
+struct Pending {
+    id: CheckpointId,
+    attempt: AttemptId,
+    triggered_at: Instant,
+    assemblies: BTreeMap<u32, SnapshotAssembly>,
+    snapshots: Vec<Option<Vec<u8>>>,
+    /// All acknowledged; waiting for the driver's durable write.
+    persisting: bool,
+}
+
+#[derive(Debug)]
+pub struct CheckpointCoordinator {
+    config: CheckpointConfig,
+    subtasks: usize,
+    next_id: CheckpointId,
+    pending: Option<Pending>,
+    /// The latest completed (durable) checkpoint, and the one before it.
+    latest: Option<Arc<CompletedCheckpoint>>,
+    previous: Option<Arc<CompletedCheckpoint>>,
+    /// When the next checkpoint may be triggered, while the attempt runs.
+    next_trigger_at: Option<Instant>,
+    counters: CheckpointCounters,
+}
+
+impl CheckpointCoordinator {
+    /// A coordinator for a job of `subtasks` subtasks; `latest` is the checkpoint the job was
+    /// recovered with (after a JobManager restart or from a savepoint), ids continue after it.
+    pub fn new(config: CheckpointConfig, subtasks: usize, latest: Option<Arc<CompletedCheckpoint>>) -> Self {
+        let next_id = CheckpointId(latest.as_ref().map_or(1, |c| c.id.0 + 1));
+        CheckpointCoordinator {
+            config,
+            subtasks,
+            next_id,
+            pending: None,
+            latest,
+            previous: None,
+            next_trigger_at: None,
+            counters: CheckpointCounters::default(),
+        }
+    }
+
+    pub fn config(&self) -> &CheckpointConfig {
+        &self.config
+    }
+
+    pub fn counters(&self) -> CheckpointCounters {
+        self.counters
+    }
+
+    /// The checkpoint a restarted attempt restores from. (The planted bug
+    /// `planted-stale-restore` returns the one before it.)
+    pub fn restore_point(&self) -> Option<Arc<CompletedCheckpoint>> {
+        if cfg!(feature = "planted-stale-restore") && self.previous.is_some() {
+            return self.previous.clone();
+        }
+        self.latest.clone()
+    }
+
+    pub fn latest(&self) -> Option<&Arc<CompletedCheckpoint>> {
+        self.latest.as_ref()
+    }
+
+    /// The checkpoint in flight, if any.
+    pub fn pending(&self) -> Option<CheckpointId> {
+        self.pending.as_ref().map(|p| p.id)
+    }
+
+    /// The attempt is running (every subtask Running) or not: checkpoints are triggered only
+    /// while it is. A change of attempt aborts the checkpoint in flight.
+    pub fn set_running(&mut self, now: Instant, attempt: AttemptId, running: bool, steps: &mut Vec<Step>) {
+        if let Some(p) = &self.pending {
+            if p.attempt != attempt || (!running && !p.persisting) {
+                let reason =
+                    if p.attempt != attempt { "its attempt ended" } else { "a subtask is no longer running" };
+                self.abort(reason, steps);
+            }
+        }
+        match (running, self.next_trigger_at) {
+            (true, None) => self.next_trigger_at = Some(now + self.config.interval),
+            (false, _) => self.next_trigger_at = None,
+            (true, Some(_)) => {}
+        }
+    }
+
+    /// When `handle_timeout` has something to do.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match &self.pending {
+            Some(p) if !p.persisting => Some(p.triggered_at + self.config.timeout),
+            Some(_) => None,
+            None => self.next_trigger_at,
+        }
+    }
+
+    /// Triggers a checkpoint that is due, or aborts one that timed out.
+    pub fn handle_timeout(&mut self, now: Instant, attempt: AttemptId, steps: &mut Vec<Step>) {
+        if let Some(p) = &self.pending {
+            if !p.persisting && p.triggered_at + self.config.timeout <= now {
+                self.abort("it timed out", steps);
+            }
+            return;
+        }
+        if self.next_trigger_at.is_some_and(|at| at <= now) {
+            let checkpoint = self.next_id;
+            self.next_id = CheckpointId(checkpoint.0 + 1);
+            self.next_trigger_at = None;
+            self.pending = Some(Pending {
+                id: checkpoint,
+                attempt,
+                triggered_at: now,
+                assemblies: BTreeMap::new(),
+                snapshots: vec![None; self.subtasks],
+                persisting: false,
+            });
+            self.counters.triggered += 1;
+            steps.push(Step::Trigger { attempt, checkpoint });
+        }
+    }
+
+    /// A chunk of a subtask's snapshot. The last chunk of the last subtask completes the
+    /// checkpoint: it goes to the driver to be made durable.
+    pub fn handle_chunk(&mut self, now: Instant, chunk: &SnapshotChunk, steps: &mut Vec<Step>) {
+        let Some(p) = self
+            .pending
+            .as_mut()
+            .filter(|p| p.id == chunk.checkpoint && p.attempt == chunk.attempt && !p.persisting)
+        else {
+            self.counters.chunks_ignored += 1;
+            return;
+        };
+        let index = chunk.subtask as usize;
+        if index >= p.snapshots.len() || p.snapshots[index].is_some() {
+            self.counters.chunks_ignored += 1;
+            return;
+        }
+        let assembly = p.assemblies.entry(chunk.subtask).or_default();
+        match assembly.push(chunk) {
+            Ok(false) => {}
+            Ok(true) => {
+                let bytes = p.assemblies.remove(&chunk.subtask).expect("pushed above").into_bytes();
+                p.snapshots[index] = Some(bytes);
+            }
+            Err(_) => {
+                p.assemblies.remove(&chunk.subtask);
+                self.counters.chunks_ignored += 1;
+                return;
+            }
+        }
+        if p.snapshots.iter().all(Option::is_some) {
+            p.persisting = true;
+            let completed = CompletedCheckpoint {
+                id: p.id,
+                attempt: p.attempt,
+                triggered_at: p.triggered_at,
+                completed_at: now,
+                snapshots: p.snapshots.iter_mut().map(|s| s.take().expect("all acknowledged")).collect(),
+            };
+            steps.push(Step::Persist(Arc::new(completed)));
+        }
+    }
+
+    /// A subtask declined the checkpoint: it is aborted.
+    pub fn handle_declined(
+        &mut self,
+        attempt: AttemptId,
+        checkpoint: CheckpointId,
+        reason: &str,
+        steps: &mut Vec<Step>,
+    ) {
+        if self.pending.as_ref().is_some_and(|p| p.id == checkpoint && p.attempt == attempt && !p.persisting)
+        {
+            self.abort(&format!("a subtask declined it: {reason}"), steps);
+        }
+    }
+
+    /// The driver recorded `checkpoint` durably (`Ok`), or could not (`Err`): it is now the
+    /// latest completed checkpoint and its sinks may commit, or it is aborted.
+    pub fn handle_persisted(
+        &mut self,
+        now: Instant,
+        checkpoint: CheckpointId,
+        persisted: Result<Arc<CompletedCheckpoint>, String>,
+        steps: &mut Vec<Step>,
+    ) {
+        if !self.pending.as_ref().is_some_and(|p| p.id == checkpoint && p.persisting) {
+            return;
+        }
+        let pending = self.pending.take().expect("checked above");
+        match persisted {
+            Ok(completed) => {
+                assert_eq!(completed.id, checkpoint);
+                assert!(self.latest.as_ref().is_none_or(|l| l.id < checkpoint), "checkpoint ids only grow");
+                self.counters.completed += 1;
+                self.counters.last_duration_ms =
+                    (now.saturating_duration_since(pending.triggered_at)).as_millis() as u64;
+                self.counters.last_bytes = completed.bytes() as u64;
+                self.previous = self.latest.replace(completed);
+                let after_pause = now + self.config.min_pause;
+                let after_interval = pending.triggered_at + self.config.interval;
+                self.next_trigger_at = Some(after_pause.max(after_interval));
+                steps.push(Step::Commit { attempt: pending.attempt, checkpoint });
+            }
+            Err(error) => {
+                self.pending = Some(pending);
+                self.abort(&format!("it could not be stored: {error}"), steps);
+                self.next_trigger_at = Some(now + self.config.interval);
+            }
+        }
+    }
+
+    fn abort(&mut self, reason: &str, steps: &mut Vec<Step>) {
+        let p = self.pending.take().expect("a checkpoint in flight");
+        self.counters.aborted += 1;
+        steps.push(Step::Aborted {
+            checkpoint: p.id,
+            reason: format!("checkpoint {} aborted: {reason}", p.id.0),
+        });
+    }
+
+    pub fn assert_invariants(&self) {
+        if let Some(p) = &self.pending {
+            assert!(p.id < self.next_id, "a pending checkpoint's id was handed out");
+            assert!(self.latest.as_ref().is_none_or(|l| l.id < p.id), "ids only grow");
+            assert!(self.next_trigger_at.is_none(), "one checkpoint at a time");
+            assert_eq!(p.snapshots.len(), self.subtasks);
+        }
+        if let (Some(l), Some(prev)) = (&self.latest, &self.previous) {
+            assert!(prev.id < l.id);
+        }
+        assert!(self
+            .latest
+            .as_ref()
+            .is_none_or(|l| l.id < self.next_id && l.snapshots.len() == self.subtasks));
+    }
+}

@@ -1,0 +1,110 @@
+//! Checkpoints on the in-memory cluster: a job checkpoints while it runs, and after a
+//! TaskManager crash it resumes from its latest completed checkpoint with every record counted
+//! exactly once (counters are part of the snapshots, so they equal a run without failures only if
+//! nothing was lost or replayed twice).
+
+use std::collections::BTreeMap;
+
+use super::*;
+use crate::connectors::BuiltinConnectors;
+use crate::dataflow::local::run_local;
+use crate::dataflow::operator::OperatorMetrics;
+use crate::jobfile::{parse_job, ParseOptions};
+use crate::jobmanager::job_master::JobState;
+
+const JOB: &str = r#"
+[job]
+name = "checkpointed"
+parallelism = 2
+
+[job.checkpoints]
+interval = "20ms"
+
+[job.restart]
+strategy = "fixed-delay"
+attempts = 3
+delay = "50ms"
+
+[[source]]
+name = "g"
+type = "generator"
+count = 60_000
+rate = 200_000
+keys = 50
+event_time = "ts_ms"
+
+[[operator]]
+name = "k"
+type = "key_by"
+input = "g"
+key = "key"
+
+[[operator]]
+name = "w"
+type = "window"
+input = "k"
+window = "tumbling"
+size = "50ms"
+aggregates = { n = "count()", total = "sum(value)" }
+
+[[sink]]
+name = "out"
+type = "count"
+input = "w"
+"#;
+
+fn cluster(seed: u64) -> InMemoryCluster {
+    let spec =
+        || TaskManagerSpec { slots: 4, labels: BTreeMap::new(), connectors: Box::new(BuiltinConnectors) };
+    InMemoryCluster::new(seed, JobManagerConfig::default(), vec![spec(), spec()])
+}
+
+fn expected() -> BTreeMap<String, OperatorMetrics> {
+    let graph = parse_job(JOB, &ParseOptions::default()).unwrap();
+    let metrics = run_local(&graph, &BuiltinConnectors, 7, 4).unwrap();
+    graph.vertices().iter().map(|v| (v.name.clone(), metrics[v.id.index()])).collect()
+}
+
+fn finished(job: JobId) -> job_manager::Output {
+    job_manager::Output::JobEnded { job, state: JobState::Finished, cause: None }
+}
+
+fn completed(c: &InMemoryCluster, job: JobId) -> u64 {
+    c.job(job).and_then(|o| o.status.checkpoints).map_or(0, |s| s.counters.completed)
+}
+
+#[test]
+fn a_running_job_completes_checkpoints_with_a_snapshot_of_every_subtask() {
+    let mut c = cluster(3);
+    assert!(c.run_until(100_000, |c| c.jm.task_managers().len() == 2));
+    let job = c.submit(JOB, None).unwrap();
+    assert!(c.run_until(5_000_000, |c| completed(c, job) >= 3), "three checkpoints complete");
+    let kept = &c.checkpoints[&job];
+    assert_eq!(kept.len(), 3, "the last `retained` (3) are kept");
+    assert!(kept.iter().zip(kept.iter().skip(1)).all(|(a, b)| a.id < b.id), "ids only grow");
+    let subtasks = c.job(job).unwrap().status.subtasks.len();
+    assert!(kept.iter().all(|k| k.snapshots.len() == subtasks && k.snapshots.iter().all(|s| !s.is_empty())));
+    assert_eq!(c.run_job(job, 10_000_000), Some(finished(job)));
+    let actual: BTreeMap<String, OperatorMetrics> = c.job(job).unwrap().vertices.into_iter().collect();
+    assert_eq!(actual, expected());
+}
+
+#[test]
+fn after_a_crash_the_job_resumes_from_its_latest_checkpoint_and_counts_every_record_once() {
+    let expected = expected();
+    for seed in 0..4 {
+        let mut c = cluster(seed);
+        assert!(c.run_until(100_000, |c| c.jm.task_managers().len() == 2));
+        let job = c.submit(JOB, None).unwrap();
+        assert!(c.run_until(5_000_000, |c| completed(c, job) >= 2), "seed {seed}: two checkpoints");
+        let victim = c.job(job).unwrap().status.subtasks[0].slot.unwrap().task_manager;
+        c.crash(victim);
+        assert_eq!(c.run_job(job, 20_000_000), Some(finished(job)), "seed {seed}");
+        let status = c.job(job).unwrap().status;
+        assert!(status.attempt.0 >= 1, "seed {seed}: the job restarted");
+        let restored = status.checkpoints.as_ref().and_then(|s| s.restored_from);
+        assert!(restored.is_some(), "seed {seed}: the restart restored a checkpoint: {status:?}");
+        let actual: BTreeMap<String, OperatorMetrics> = c.job(job).unwrap().vertices.into_iter().collect();
+        assert_eq!(actual, expected, "seed {seed}: restored from {restored:?}");
+    }
+}

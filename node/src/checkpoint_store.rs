@@ -1,0 +1,86 @@
+//! Where a JobManager records completed checkpoints: durably before sinks may commit them.
+//!
+//! The role says *what* to record ([`Output::PersistCheckpoint`]); the store does it and the
+//! driver acknowledges with [`JobManager::handle_checkpoint_persisted`] only after the store said
+//! it is done. Two stores: [`MemoryStore`] (the embedded mini-cluster, tests, and the simulator,
+//! which keeps one outside a JobManager host so that it survives the host's crash) and the heed
+//! (LMDB) store of a JobManager's `--data-dir`.
+//!
+//! [`Output::PersistCheckpoint`]: rivulet_core::jobmanager::job_manager::Output::PersistCheckpoint
+//! [`JobManager::handle_checkpoint_persisted`]: rivulet_core::jobmanager::job_manager::JobManager::handle_checkpoint_persisted
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
+use std::sync::{Arc, Mutex};
+
+use rivulet_core::ids::JobId;
+use rivulet_core::jobmanager::checkpoint_coordinator::CompletedCheckpoint;
+
+/// A durable record of completed checkpoints, per job.
+pub trait CheckpointStore: Send {
+    /// Records `checkpoint` of `job`, then deletes all but the job's last `retained`.
+    fn persist(
+        &mut self,
+        job: JobId,
+        checkpoint: &Arc<CompletedCheckpoint>,
+        retained: u16,
+    ) -> Result<(), String>;
+
+    /// The job's completed checkpoints, oldest first.
+    fn checkpoints(&self, job: JobId) -> Result<Vec<Arc<CompletedCheckpoint>>, String>;
+
+    /// Forgets the job's checkpoints (it ended).
+    fn remove_job(&mut self, job: JobId) -> Result<(), String>;
+}
+
+/// A store shared between the driver and whoever must see it outlive the driver.
+#[derive(Clone)]
+pub struct SharedStore(pub Arc<Mutex<dyn CheckpointStore>>);
+
+impl SharedStore {
+    pub fn memory() -> SharedStore {
+        SharedStore(Arc::new(Mutex::new(MemoryStore::default())))
+    }
+
+    pub fn lock(&self) -> std::sync::MutexGuard<'_, dyn CheckpointStore + 'static> {
+        // A panic while holding the lock leaves the store as it was after the last complete call.
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl fmt::Debug for SharedStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SharedStore")
+    }
+}
+
+/// Checkpoints in memory.
+#[derive(Default)]
+pub struct MemoryStore {
+    jobs: BTreeMap<JobId, VecDeque<Arc<CompletedCheckpoint>>>,
+}
+
+impl CheckpointStore for MemoryStore {
+    fn persist(
+        &mut self,
+        job: JobId,
+        checkpoint: &Arc<CompletedCheckpoint>,
+        retained: u16,
+    ) -> Result<(), String> {
+        let kept = self.jobs.entry(job).or_default();
+        kept.push_back(Arc::clone(checkpoint));
+        while kept.len() > usize::from(retained.max(1)) {
+            kept.pop_front();
+        }
+        Ok(())
+    }
+
+    fn checkpoints(&self, job: JobId) -> Result<Vec<Arc<CompletedCheckpoint>>, String> {
+        Ok(self.jobs.get(&job).map(|k| k.iter().cloned().collect()).unwrap_or_default())
+    }
+
+    fn remove_job(&mut self, job: JobId) -> Result<(), String> {
+        self.jobs.remove(&job);
+        Ok(())
+    }
+}
