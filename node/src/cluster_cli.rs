@@ -92,6 +92,7 @@ pub fn task_manager(args: &TaskManagerArgs) -> ExitCode {
         labels: settings.labels,
         cluster: settings.cluster,
         handshake_timeout: HANDSHAKE_TIMEOUT_DEFAULT,
+        files_root: None,
     };
     match smol::block_on(run_task_manager(SmolRuntime::new(), config)) {
         Ok(()) => ExitCode::SUCCESS,

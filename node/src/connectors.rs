@@ -1,5 +1,6 @@
 //! The node's I/O connectors: file sources (CSV, JSON Lines), file sinks that publish one part
-//! file per subtask atomically on finish, and stdout. Everything else comes from the core.
+//! file per subtask atomically on finish (and, with checkpoints, one per checkpoint by two-phase
+//! commit), and stdout. Everything else comes from the core.
 
 use std::fs::{self, File};
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
@@ -31,8 +32,72 @@ use rivulet_core::types::Schema;
 #[derive(Debug, Default)]
 pub struct NodeConnectors {
     staged: Arc<Mutex<Vec<StagedFile>>>,
+    /// Part files pre-committed for a checkpoint and not yet committed, by every file sink of
+    /// this attempt (those that have finished too).
+    pending: Arc<Mutex<Vec<PendingFile>>>,
     /// The job and attempt of an attempt's instance; part of every staging file's name.
     attempt: Option<(JobId, AttemptId)>,
+    /// What relative paths in job files resolve against (the working directory if `None`).
+    root: Option<PathBuf>,
+}
+
+impl NodeConnectors {
+    /// Connectors whose relative file paths resolve against `root`.
+    pub fn with_root(root: Option<PathBuf>) -> NodeConnectors {
+        NodeConnectors { root, ..NodeConnectors::default() }
+    }
+
+    fn resolve(&self, path: &str) -> String {
+        match &self.root {
+            Some(root) if Path::new(path).is_relative() => root.join(path).display().to_string(),
+            _ => path.to_owned(),
+        }
+    }
+}
+
+/// A part file pre-committed for checkpoint `checkpoint`: closed, synced, under its pending name,
+/// waiting for the checkpoint to complete.
+#[derive(Debug, Clone)]
+struct PendingFile {
+    sink: String,
+    index: u16,
+    checkpoint: u64,
+    pending: PathBuf,
+    target: PathBuf,
+}
+
+impl PendingFile {
+    /// Makes the file visible. Idempotent: a file already committed is left as it is.
+    fn commit(&self) -> Result<(), String> {
+        match fs::rename(&self.pending, &self.target) {
+            Ok(()) => Ok(()),
+            Err(_) if !self.pending.exists() && self.target.exists() => Ok(()),
+            Err(e) => Err(format!("sink `{}`: cannot commit {}: {e}", self.sink, self.target.display())),
+        }
+    }
+}
+
+/// Commits the pending files up to `checkpoint` that `pick` chooses, and forgets them.
+fn commit_pending(
+    pending: &Mutex<Vec<PendingFile>>,
+    checkpoint: u64,
+    pick: impl Fn(&PendingFile) -> bool,
+) -> Result<(), String> {
+    let mut pending = pending.lock().map_err(|_| "a sink panicked")?;
+    let mut first_error = None;
+    pending.retain(|file| {
+        if file.checkpoint > checkpoint || !pick(file) {
+            return true;
+        }
+        match file.commit() {
+            Ok(()) => false,
+            Err(e) => {
+                first_error.get_or_insert(e);
+                true
+            }
+        }
+    });
+    first_error.map_or(Ok(()), Err)
 }
 
 /// A part file written and synced, waiting for the job to succeed.
@@ -52,12 +117,30 @@ fn text_format(format: FileFormat) -> TextFormat {
 
 impl ConnectorFactory for NodeConnectors {
     fn for_attempt(&self, job: JobId, attempt: AttemptId) -> Option<Box<dyn ConnectorFactory + Send>> {
-        Some(Box::new(NodeConnectors { staged: Arc::default(), attempt: Some((job, attempt)) }))
+        Some(Box::new(NodeConnectors {
+            staged: Arc::default(),
+            pending: Arc::default(),
+            attempt: Some((job, attempt)),
+            root: self.root.clone(),
+        }))
     }
 
+    fn commit_checkpoint(&self, checkpoint: rivulet_core::ids::CheckpointId) -> Result<(), String> {
+        commit_pending(&self.pending, checkpoint.0, |_| true)
+    }
+
+    /// A successful attempt publishes everything it wrote: its pre-committed files too (a
+    /// checkpoint still pending when the job finished is aborted, but its output belongs to the
+    /// finished job). A failed or cancelled attempt leaves its pre-committed files for the attempt
+    /// restored after it, which commits those of its checkpoint and deletes the rest.
     fn end_job(&self, succeeded: bool) -> Result<(), String> {
-        let staged = std::mem::take(&mut *self.staged.lock().map_err(|_| "a sink panicked")?);
         let mut first_error = None;
+        if succeeded {
+            if let Err(e) = commit_pending(&self.pending, u64::MAX, |_| true) {
+                first_error.get_or_insert(e);
+            }
+        }
+        let staged = std::mem::take(&mut *self.staged.lock().map_err(|_| "a sink panicked")?);
         let mut dirs = std::collections::BTreeSet::new();
         for file in staged {
             let result = if succeeded {
@@ -95,7 +178,8 @@ impl ConnectorFactory for NodeConnectors {
     ) -> Result<Box<dyn SourceReader>, String> {
         match connector {
             SourceConnector::File(config) => {
-                Ok(Box::new(FileSource::new(vertex_name, config.clone(), subtask_index, parallelism)?))
+                let config = FileSourceConfig { path: self.resolve(&config.path), ..config.clone() };
+                Ok(Box::new(FileSource::new(vertex_name, config, subtask_index, parallelism)?))
             }
             other => BuiltinConnectors.source_reader(other, vertex_name, subtask_index, parallelism),
         }
@@ -113,11 +197,12 @@ impl ConnectorFactory for NodeConnectors {
             SinkConnector::Stdout { format } => Ok(Box::new(StdoutSink::new(input_schema.clone(), *format))),
             SinkConnector::File(config) => Ok(Box::new(FileSink::new(
                 vertex_name,
-                config,
+                &FileSinkConfig { path: self.resolve(&config.path), ..config.clone() },
                 input_schema.clone(),
                 subtask_index,
                 self.attempt,
                 self.staged.clone(),
+                self.pending.clone(),
             )?)),
             other => {
                 BuiltinConnectors.sink_writer(other, vertex_name, input_schema, subtask_index, parallelism)
@@ -341,15 +426,36 @@ impl SourceReader for FileSource {
 /// Writes a subtask's records to `<dir>/.part-<i>.<ext>.inprogress`. At the end of its input the
 /// file is synced and staged; it is renamed to `part-<i>.<ext>` only when the whole job has
 /// succeeded, so readers never see partial output and a failed job publishes none.
+///
+/// With checkpoints the sink is transactional: at checkpoint n it closes and syncs the file
+/// written since the previous checkpoint (if it holds any record), renames it to its pending name
+/// `.part-<i>-<n>.<ext>.<job>.pending`, and starts a new one; when checkpoint n completes, the
+/// pending files up to n are renamed to `part-<i>-<n>.<ext>`. A sink restored from checkpoint n
+/// commits the pending files its handle names and deletes this subtask's pending files of later
+/// checkpoints, whose records the restored job writes again.
 pub struct FileSink {
     name: String,
     schema: Schema,
     format: TextFormat,
+    config: FileSinkConfig,
+    index: u16,
+    job: String,
     staging: PathBuf,
     target: PathBuf,
     writer: Option<BufWriter<File>>,
+    /// Records written to the current file.
+    rows: u64,
     text: String,
     staged: Arc<Mutex<Vec<StagedFile>>>,
+    pending: Arc<Mutex<Vec<PendingFile>>>,
+}
+
+/// What a file sink's checkpoint records: the checkpoint, and the checkpoints whose pending part
+/// files were not committed yet when it was taken.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct FileSinkHandle {
+    checkpoint: u64,
+    pending: Vec<u64>,
 }
 
 impl FileSink {
@@ -360,6 +466,7 @@ impl FileSink {
         index: u16,
         attempt: Option<(JobId, AttemptId)>,
         staged: Arc<Mutex<Vec<StagedFile>>>,
+        pending: Arc<Mutex<Vec<PendingFile>>>,
     ) -> Result<FileSink, String> {
         let dir = Path::new(&config.path);
         fs::create_dir_all(dir)
@@ -370,23 +477,67 @@ impl FileSink {
             None => dir.join(format!(".part-{index}.{ext}.inprogress")),
         };
         let target = dir.join(format!("part-{index}.{ext}"));
-        let file = File::create(&staging)
-            .map_err(|e| format!("sink `{name}`: cannot create {}: {e}", staging.display()))?;
-        let mut writer = BufWriter::with_capacity(256 * 1024, file);
-        let format = text_format(config.format);
-        if config.format == FileFormat::Csv && config.header {
-            writer.write_all(csv_header(&schema).as_bytes()).map_err(|e| format!("sink `{name}`: {e}"))?;
-        }
-        Ok(FileSink {
+        let mut sink = FileSink {
             name: name.to_owned(),
+            format: text_format(config.format),
             schema,
-            format,
+            config: config.clone(),
+            index,
+            job: attempt.map_or_else(|| "local".to_owned(), |(job, _)| job.to_string()),
             staging,
             target,
-            writer: Some(writer),
+            writer: None,
+            rows: 0,
             text: String::new(),
             staged,
-        })
+            pending,
+        };
+        sink.open()?;
+        Ok(sink)
+    }
+
+    /// Starts a new file at the staging path.
+    fn open(&mut self) -> Result<(), String> {
+        let name = &self.name;
+        let file = File::create(&self.staging)
+            .map_err(|e| format!("sink `{name}`: cannot create {}: {e}", self.staging.display()))?;
+        let mut writer = BufWriter::with_capacity(256 * 1024, file);
+        if self.config.format == FileFormat::Csv && self.config.header {
+            writer
+                .write_all(csv_header(&self.schema).as_bytes())
+                .map_err(|e| format!("sink `{name}`: {e}"))?;
+        }
+        self.writer = Some(writer);
+        self.rows = 0;
+        Ok(())
+    }
+
+    fn pending_file(&self, checkpoint: u64) -> PendingFile {
+        let (dir, ext, index) = (Path::new(&self.config.path), self.config.format.name(), self.index);
+        PendingFile {
+            sink: self.name.clone(),
+            index,
+            checkpoint,
+            pending: dir.join(format!(".part-{index}-{checkpoint}.{ext}.{}.pending", self.job)),
+            target: dir.join(format!("part-{index}-{checkpoint}.{ext}")),
+        }
+    }
+
+    /// Deletes this subtask's pending files of checkpoints after `checkpoint`.
+    fn discard_pending_after(&self, checkpoint: u64) {
+        let (dir, ext, index) = (Path::new(&self.config.path), self.config.format.name(), self.index);
+        let Ok(entries) = fs::read_dir(dir) else { return };
+        let prefix = format!(".part-{index}-");
+        let suffix = format!(".{ext}.{}.pending", self.job);
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(id) = name.to_str().and_then(|n| n.strip_prefix(&prefix)?.strip_suffix(&suffix)) else {
+                continue;
+            };
+            if id.parse::<u64>().is_ok_and(|id| id > checkpoint) {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
     }
 }
 
@@ -395,7 +546,44 @@ impl SinkWriter for FileSink {
         self.text.clear();
         encode_batch(self.format, &self.schema, batch, &mut self.text);
         let writer = self.writer.as_mut().ok_or("write after finish")?;
+        self.rows += batch.len() as u64;
         writer.write_all(self.text.as_bytes()).map_err(|e| format!("{}: {e}", self.staging.display()))
+    }
+
+    fn pre_commit(&mut self, checkpoint: rivulet_core::ids::CheckpointId) -> Result<Vec<u8>, String> {
+        if self.rows > 0 {
+            let writer = self.writer.take().ok_or("pre-commit after finish")?;
+            let file =
+                writer.into_inner().map_err(|e| format!("{}: {}", self.staging.display(), e.error()))?;
+            file.sync_all().map_err(|e| format!("{}: {e}", self.staging.display()))?;
+            let pending = self.pending_file(checkpoint.0);
+            fs::rename(&self.staging, &pending.pending)
+                .map_err(|e| format!("cannot pre-commit {}: {e}", pending.pending.display()))?;
+            self.pending.lock().map_err(|_| "a sink panicked")?.push(pending);
+            self.open()?;
+        }
+        let mine: Vec<u64> = (self.pending.lock().map_err(|_| "a sink panicked")?.iter())
+            .filter(|p| p.sink == self.name && p.index == self.index)
+            .map(|p| p.checkpoint)
+            .collect();
+        Ok(rivulet_core::state::snapshot::encode_state(&FileSinkHandle {
+            checkpoint: checkpoint.0,
+            pending: mine,
+        }))
+    }
+
+    fn commit(&mut self, checkpoint: rivulet_core::ids::CheckpointId) -> Result<(), String> {
+        let (name, index) = (self.name.clone(), self.index);
+        commit_pending(&self.pending, checkpoint.0, |p| p.sink == name && p.index == index)
+    }
+
+    fn restore(&mut self, handle: &[u8]) -> Result<(), String> {
+        let handle: FileSinkHandle = rivulet_core::state::snapshot::decode_state(handle, "file sink")?;
+        for &checkpoint in &handle.pending {
+            self.pending_file(checkpoint).commit()?;
+        }
+        self.discard_pending_after(handle.checkpoint);
+        Ok(())
     }
 
     fn finish(&mut self) -> Result<(), String> {

@@ -29,6 +29,9 @@ pub const JOB: &str = r#"
 name = "sim-job"
 parallelism = 2
 
+[job.checkpoints]
+interval = "300ms"
+
 [[source]]
 name = "readings"
 type = "generator"
@@ -57,9 +60,11 @@ size = "1s"
 readings = "count()"
 
 [[sink]]
-name = "count"
-type = "count"
+name = "out"
+type = "file"
 input = "per_second"
+path = "out"
+format = "jsonl"
 "#;
 
 /// The time a run may take besides its faults' own windows: registering, the job itself, a

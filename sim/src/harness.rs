@@ -13,8 +13,6 @@ use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use rivulet_core::connectors::BuiltinConnectors;
-use rivulet_core::dataflow::local::run_local;
 use rivulet_core::dataflow::operator::OperatorMetrics;
 use rivulet_core::graph::VertexKind;
 use rivulet_core::ids::TaskManagerId;
@@ -26,30 +24,40 @@ use rivulet_node::net::HANDSHAKE_TIMEOUT_DEFAULT;
 use crate::catalog::task_manager_id;
 use crate::checks::StatusChecker;
 use crate::client::{run_client, ClientPlan, Observed};
+use crate::output::{self, OutputDir, RecordingStore, StoreRecord};
 use crate::runtime::{EventTrace, SharedTrace, TurmoilRuntime};
 use crate::scenario::{Failures, Fault, Scenario, ScheduledFault, Trigger};
 use crate::{
     Failure, Note, Outcome, CLIENT, CLUSTER, DATA_PORT, EPOCH_SECS, JOB_MANAGER, JOB_MANAGER_LISTEN,
     LATENCY_MAX, LATENCY_MIN, LATENCY_SPREAD, TASK_MANAGERS,
 };
+use rivulet_node::checkpoint_store::SharedStore;
 
-/// The expected counters of a job, per vertex name, and the names of its sources.
+/// The expected counters of a job, per vertex name, the names of its sources, and the lines its
+/// file sinks must commit.
 struct Expected {
     counters: BTreeMap<String, OperatorMetrics>,
     sources: Vec<String>,
+    lines: Vec<String>,
 }
+
+/// The directory the simulated job's file sink writes, under the run's own directory.
+const SINK_DIR: &str = "out";
+
+/// Steps between two looks at the output directory for commits ahead of their checkpoint.
+const COMMIT_CHECK_STEPS: u64 = 16;
 
 /// Per vertex name, the counters of [`run_local`] on the scenario's job.
 fn expected(scenario: &Scenario) -> Result<Expected, String> {
     let options = ParseOptions { parallelism: scenario.parallelism };
     let graph = parse_job(&scenario.job_file, &options).map_err(|e| format!("the job file: {e}"))?;
-    let metrics = run_local(&graph, &BuiltinConnectors, 0, 4).map_err(|e| format!("run_local: {e}"))?;
+    let (metrics, lines) = output::reference(&graph)?;
     let counters = graph.vertices().iter().map(|v| (v.name.clone(), metrics[v.id.index()])).collect();
     let sources = (graph.vertices().iter())
         .filter(|v| matches!(v.kind, VertexKind::Source { .. }))
         .map(|v| v.name.clone())
         .collect();
-    Ok(Expected { counters, sources })
+    Ok(Expected { counters, sources, lines })
 }
 
 /// Runs `scenario` with `seed`: its outcome if the job finished as the scenario expects.
@@ -61,13 +69,18 @@ pub fn simulate(seed: u64, scenario: &Scenario) -> Result<Outcome, Failure> {
         message,
         notes,
     };
+    let out = OutputDir::new(seed).map_err(|m| failure(m, Vec::new()))?;
     let expected = expected(scenario).map_err(|m| failure(m, Vec::new()))?;
     let trace: SharedTrace = Arc::new(Mutex::new(EventTrace::new()));
     let observed = Rc::new(RefCell::new(Observed::default()));
-    let mut sim = build(seed, scenario, &expected, &trace, &observed);
+    let (store, record) = RecordingStore::new();
+    let store = SharedStore(Arc::new(Mutex::new(store)));
+    let mut sim = build(seed, scenario, &expected, &trace, &observed, &store, out.path());
 
     let mut notes = Vec::new();
-    let stepped = step_until_done(&mut sim, scenario, &trace, &observed, &mut notes);
+    let sink_dir = out.path().join(SINK_DIR);
+    let watch = CommitWatch { dir: &sink_dir, record: &record };
+    let stepped = step_until_done(&mut sim, scenario, &trace, &observed, &mut notes, &watch);
     let elapsed = sim.elapsed();
     let observed = observed.take();
     notes.extend(observed.notes.iter().cloned());
@@ -75,6 +88,14 @@ pub fn simulate(seed: u64, scenario: &Scenario) -> Result<Outcome, Failure> {
     notes.sort_by_key(|n| n.at);
     let (ended_at, job, first_placement) = stepped
         .and_then(|pending| judge(scenario, &expected, &observed, &pending, elapsed))
+        .and_then(|judged| {
+            if let Some(violation) = &record.lock().expect("the simulation has ended").violation {
+                return Err(violation.clone());
+            }
+            let committed = output::committed_lines(&sink_dir)?;
+            output::compare(&expected.lines, &committed)?;
+            Ok(judged)
+        })
         .map_err(|m| failure(m, notes.clone()))?;
     let trace = trace.lock().expect("the simulation has ended").clone();
     Ok(Outcome {
@@ -98,6 +119,8 @@ fn build<'a>(
     expected: &Expected,
     trace: &SharedTrace,
     observed: &Rc<RefCell<Observed>>,
+    store: &SharedStore,
+    files_root: &std::path::Path,
 ) -> turmoil::Sim<'a> {
     let mut sim = turmoil::Builder::new()
         .rng_seed(seed)
@@ -106,9 +129,9 @@ fn build<'a>(
         .min_message_latency(LATENCY_MIN)
         .max_message_latency(LATENCY_MAX)
         .build();
-    add_job_manager(&mut sim, trace);
+    add_job_manager(&mut sim, trace, store);
     for index in 0..TASK_MANAGERS.len() {
-        add_task_manager(&mut sim, trace, index, scenario.slots[index]);
+        add_task_manager(&mut sim, trace, index, scenario.slots[index], files_root);
     }
     let (observed, trace) = (observed.clone(), trace.clone());
     let plan = ClientPlan {
@@ -136,13 +159,19 @@ fn step_until_done(
     trace: &SharedTrace,
     observed: &Rc<RefCell<Observed>>,
     notes: &mut Vec<Note>,
+    watch: &CommitWatch<'_>,
 ) -> Result<Vec<ScheduledFault>, String> {
     let mut pending: Vec<ScheduledFault> = scenario.faults.clone();
+    let mut steps = 0u64;
     loop {
         match sim.step() {
             Ok(true) => return Ok(pending),
             Ok(false) => {}
             Err(e) => return Err(format!("after {:?} of simulated time: {e}", sim.elapsed())),
+        }
+        steps += 1;
+        if steps.is_multiple_of(COMMIT_CHECK_STEPS) && observed.borrow().ended.is_none() {
+            watch.check().map_err(|e| format!("after {:?} of simulated time: {e}", sim.elapsed()))?;
         }
         let (submitted, running) = {
             let o = observed.borrow();
@@ -180,6 +209,25 @@ fn step_until_done(
             .filter(|(i, _)| !injected.contains(i))
             .map(|(_, f)| f)
             .collect();
+    }
+}
+
+/// Looks at a run's output directory while the job runs: every committed checkpoint part must
+/// belong to a checkpoint the JobManager recorded as complete.
+struct CommitWatch<'a> {
+    dir: &'a std::path::Path,
+    record: &'a Mutex<StoreRecord>,
+}
+
+impl CommitWatch<'_> {
+    fn check(&self) -> Result<(), String> {
+        let record = self.record.lock().expect("no host holds the store between steps");
+        if !record.ended.is_empty() {
+            return Ok(());
+        }
+        let completed: std::collections::BTreeSet<u64> =
+            record.persisted.values().flatten().copied().collect();
+        output::check_commits(self.dir, &completed)
     }
 }
 
@@ -260,23 +308,32 @@ fn inject(sim: &mut turmoil::Sim<'_>, fault: &Fault) {
     }
 }
 
-fn add_job_manager(sim: &mut turmoil::Sim<'_>, trace: &SharedTrace) {
-    let trace = trace.clone();
+fn add_job_manager(sim: &mut turmoil::Sim<'_>, trace: &SharedTrace, store: &SharedStore) {
+    let (trace, store) = (trace.clone(), store.clone());
     sim.host(JOB_MANAGER, move || {
-        let trace = trace.clone();
+        let (trace, store) = (trace.clone(), store.clone());
         async move {
             // Created inside the host's runtime: its clock is the simulated one.
             let rt = TurmoilRuntime::new(JOB_MANAGER, trace);
-            let config = JobManagerNodeConfig::new(JOB_MANAGER_LISTEN, CLUSTER);
+            let mut config = JobManagerNodeConfig::new(JOB_MANAGER_LISTEN, CLUSTER);
+            // The store lives outside the host, so that it outlives a crash of it.
+            config.checkpoints = store;
             run_job_manager(rt, config, |_| {}).await?;
             Ok(())
         }
     });
 }
 
-fn add_task_manager(sim: &mut turmoil::Sim<'_>, trace: &SharedTrace, index: usize, slots: u16) {
+fn add_task_manager(
+    sim: &mut turmoil::Sim<'_>,
+    trace: &SharedTrace,
+    index: usize,
+    slots: u16,
+    files_root: &std::path::Path,
+) {
     let host = TASK_MANAGERS[index];
     let trace = trace.clone();
+    let files_root = files_root.to_owned();
     sim.host(host, move || {
         let trace = trace.clone();
         let config = TaskManagerNodeConfig {
@@ -288,6 +345,9 @@ fn add_task_manager(sim: &mut turmoil::Sim<'_>, trace: &SharedTrace, index: usiz
             labels: BTreeMap::new(),
             cluster: CLUSTER,
             handshake_timeout: HANDSHAKE_TIMEOUT_DEFAULT,
+            // The run's own directory: the job file names `out`, the same in every run, so that
+            // a seed's frames (which carry the job file) are the same in every run.
+            files_root: Some(files_root.clone()),
         };
         async move {
             let rt = TurmoilRuntime::new(host, trace);

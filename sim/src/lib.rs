@@ -19,6 +19,7 @@ pub mod checks;
 pub mod client;
 pub mod harness;
 pub mod logging;
+pub mod output;
 pub mod rng;
 pub mod runtime;
 pub mod scenario;

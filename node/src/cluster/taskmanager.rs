@@ -89,6 +89,9 @@ pub struct TaskManagerNodeConfig {
     pub labels: BTreeMap<String, String>,
     pub cluster: ClusterId,
     pub handshake_timeout: Duration,
+    /// What relative paths in job files (file sources and sinks) resolve against; the working
+    /// directory if `None`.
+    pub files_root: Option<std::path::PathBuf>,
 }
 
 /// What the TaskManager task is told.
@@ -170,7 +173,8 @@ pub async fn run_task_manager<R: Runtime>(rt: R, config: TaskManagerNodeConfig) 
         heartbeat_interval: Duration::from_secs(1),
         credits: data_channel_credits(),
     };
-    let connectors: Box<dyn ConnectorFactory + Send> = Box::new(NodeConnectors::default());
+    let connectors: Box<dyn ConnectorFactory + Send> =
+        Box::new(NodeConnectors::with_root(config.files_root.clone()));
     let mut node = Node {
         rt: rt.clone(),
         tm: TaskManager::new(core_config, connectors),
