@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 
 use rivulet_core::ids::JobId;
 use rivulet_core::jobmanager::checkpoint_coordinator::CompletedCheckpoint;
+use rivulet_core::jobmanager::job_manager::{JobRecord, RecoverableJob};
 
 /// A durable record of completed checkpoints, per job.
 pub trait CheckpointStore: Send {
@@ -29,8 +30,25 @@ pub trait CheckpointStore: Send {
     /// The job's completed checkpoints, oldest first.
     fn checkpoints(&self, job: JobId) -> Result<Vec<Arc<CompletedCheckpoint>>, String>;
 
-    /// Forgets the job's checkpoints (it ended).
+    /// Records a running job (replacing its previous record).
+    fn put_job(&mut self, record: &JobRecord) -> Result<(), String>;
+
+    /// Every running job recorded, in id order.
+    fn jobs(&self) -> Result<Vec<JobRecord>, String>;
+
+    /// Forgets the job and its checkpoints (it ended).
     fn remove_job(&mut self, job: JobId) -> Result<(), String>;
+
+    /// Every recorded job with its latest completed checkpoint: what a JobManager starting on
+    /// this store takes over.
+    fn recoverable(&self) -> Result<Vec<RecoverableJob>, String> {
+        let mut out = Vec::new();
+        for record in self.jobs()? {
+            let latest = self.checkpoints(record.job)?.pop();
+            out.push((record, latest));
+        }
+        Ok(out)
+    }
 }
 
 /// A store shared between the driver and whoever must see it outlive the driver.
@@ -58,6 +76,7 @@ impl fmt::Debug for SharedStore {
 #[derive(Default)]
 pub struct MemoryStore {
     jobs: BTreeMap<JobId, VecDeque<Arc<CompletedCheckpoint>>>,
+    records: BTreeMap<JobId, JobRecord>,
 }
 
 impl CheckpointStore for MemoryStore {
@@ -79,8 +98,18 @@ impl CheckpointStore for MemoryStore {
         Ok(self.jobs.get(&job).map(|k| k.iter().cloned().collect()).unwrap_or_default())
     }
 
+    fn put_job(&mut self, record: &JobRecord) -> Result<(), String> {
+        self.records.insert(record.job, record.clone());
+        Ok(())
+    }
+
+    fn jobs(&self) -> Result<Vec<JobRecord>, String> {
+        Ok(self.records.values().cloned().collect())
+    }
+
     fn remove_job(&mut self, job: JobId) -> Result<(), String> {
         self.jobs.remove(&job);
+        self.records.remove(&job);
         Ok(())
     }
 }

@@ -305,6 +305,8 @@ impl<C: Fn() -> Instant> JobManagerHost<C> {
                     let (now, id) = ((self.clock)(), checkpoint.id);
                     self.jm.handle_checkpoint_persisted(now, job, id, result.map(|()| checkpoint));
                 }
+                // One process: the job ends with it, nothing takes it over.
+                JmOutput::PersistJob(_) => {}
                 JmOutput::CheckpointAborted { job, checkpoint, reason } => {
                     tracing::info!(%job, %checkpoint, %reason, "checkpoint aborted");
                 }

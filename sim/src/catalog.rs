@@ -104,10 +104,13 @@ pub enum Kind {
     HeldJmLink,
     /// Two or three of the troubles above at once, each of which ends; a patient restart strategy.
     Chaos,
+    /// The JobManager crashes and starts again on its durable store: it takes the job over from
+    /// its latest checkpoint.
+    JmRestart,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 10] = [
+    pub const ALL: [Kind; 11] = [
         Kind::Normal,
         Kind::TmCrash,
         Kind::TmBounce,
@@ -118,11 +121,12 @@ impl Kind {
         Kind::HeldDataLink,
         Kind::HeldJmLink,
         Kind::Chaos,
+        Kind::JmRestart,
     ];
 
     /// The kinds a sweep draws from when not told one: all but those that fail for a known bug
     /// still open (each is listed in `docs/simulation.md` with its replay command).
-    pub const DRAWN: [Kind; 10] = [
+    pub const DRAWN: [Kind; 11] = [
         Kind::Normal,
         Kind::TmCrash,
         Kind::TmBounce,
@@ -133,6 +137,7 @@ impl Kind {
         Kind::HeldDataLink,
         Kind::HeldJmLink,
         Kind::Chaos,
+        Kind::JmRestart,
     ];
 
     pub fn name(self) -> &'static str {
@@ -147,6 +152,7 @@ impl Kind {
             Kind::HeldDataLink => "held-data-link",
             Kind::HeldJmLink => "held-jm-link",
             Kind::Chaos => "chaos",
+            Kind::JmRestart => "jm-restart",
         }
     }
 
@@ -171,6 +177,9 @@ impl Kind {
             Kind::HeldDataLink => "the TaskManagers' data link is held, then released",
             Kind::HeldJmLink => "a TaskManager's link to the JobManager is held 0.5-10 s, then released",
             Kind::Chaos => "two or three of bounce, held links and JobManager latency at once, all ending",
+            Kind::JmRestart => {
+                "the JobManager crashes and restarts 0.1-3 s later on its store; the job resumes"
+            }
         }
     }
 
@@ -214,6 +223,7 @@ impl Kind {
             Kind::HeldDataLink => held_data_link(at, rng.millis(100..=8_000)),
             Kind::HeldJmLink => held_job_manager_link(victim, at, rng.millis(500..=10_000)),
             Kind::Chaos => chaos(&mut rng),
+            Kind::JmRestart => jm_restart(at, rng.millis(100..=3_000)),
         };
         if early {
             for fault in &mut scenario.faults {
@@ -358,6 +368,19 @@ pub fn jm_stall(latency: Duration, after: Duration, lasting: Duration) -> Scenar
     let expect = Expect { failures: Failures::AtLeastOne, ..Expect::CLEAN };
     let mut s = base("jm-stall", [2, 2], faults, expect);
     s.duration_limit += after + lasting + 2 * latency;
+    s
+}
+
+/// The JobManager crashes `at` after the job runs and starts again `down_for` later, on the
+/// store that outlives it (jobs and checkpoints recorded before the crash).
+pub fn jm_restart(at: Duration, down_for: Duration) -> Scenario {
+    let faults = vec![
+        ScheduledFault::running(at, Fault::Crash(JOB_MANAGER)),
+        ScheduledFault::running(at + down_for, Fault::Bounce(JOB_MANAGER)),
+    ];
+    let expect = Expect { failures: Failures::AtLeastOne, ..Expect::CLEAN };
+    let mut s = base("jm-restart", [2, 2], faults, expect);
+    s.duration_limit += at + down_for;
     s
 }
 

@@ -67,7 +67,12 @@ pub struct ClientPlan {
     pub parallelism: Option<u16>,
     /// How many TaskManagers must be registered, every slot free, after the job ended.
     pub task_managers_at_end: usize,
+    /// The JobManager may restart: a broken connection is reconnected (otherwise it fails the run).
+    pub reconnect: bool,
 }
+
+/// Reconnections a client whose JobManager restarts may make.
+const RECONNECTS_MAX: u32 = 8;
 
 /// The client host's whole life; an error ends the run as a failure.
 pub async fn run_client(
@@ -89,8 +94,19 @@ pub async fn run_client(
         o.note(format!("client: submitted {job}"));
     }
     let mut last: Option<JobInfo> = None;
+    let mut reconnects = 0;
     let final_info = loop {
-        let info = job_status(&mut client, job).await?;
+        let info = match job_status(&mut client, job).await {
+            Ok(info) => info,
+            Err(error) if plan.reconnect && reconnects < RECONNECTS_MAX => {
+                reconnects += 1;
+                observed.borrow_mut().note(format!("client: lost the JobManager ({error}); reconnecting"));
+                rt.sleep(POLL_INTERVAL).await;
+                client = connect(rt).await?;
+                continue;
+            }
+            Err(error) => return Err(error),
+        };
         checker.observe(&info)?;
         note_changes(observed, last.as_ref(), &info);
         if is_final(&info.state) {

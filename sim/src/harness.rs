@@ -138,6 +138,10 @@ fn build<'a>(
         job_file: scenario.job_file.clone(),
         parallelism: scenario.parallelism,
         task_managers_at_end: scenario.expect.task_managers_at_end,
+        reconnect: scenario
+            .faults
+            .iter()
+            .any(|f| matches!(f.fault, Fault::Crash(JOB_MANAGER) | Fault::Bounce(JOB_MANAGER))),
     };
     let task_managers = (0..TASK_MANAGERS.len()).map(task_manager_id).collect();
     let checker = StatusChecker::new(expected.counters.clone(), expected.sources.clone(), task_managers);

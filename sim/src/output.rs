@@ -22,6 +22,7 @@ use rivulet_core::formats::{encode_batch, TextFormat};
 use rivulet_core::graph::{JobGraph, SinkConnector, SourceConnector};
 use rivulet_core::ids::JobId;
 use rivulet_core::jobmanager::checkpoint_coordinator::CompletedCheckpoint;
+use rivulet_core::jobmanager::job_manager::JobRecord;
 use rivulet_core::types::Schema;
 use rivulet_node::checkpoint_store::{CheckpointStore, MemoryStore};
 
@@ -245,6 +246,14 @@ impl CheckpointStore for RecordingStore {
 
     fn checkpoints(&self, job: JobId) -> Result<Vec<Arc<CompletedCheckpoint>>, String> {
         self.inner.checkpoints(job)
+    }
+
+    fn put_job(&mut self, record: &JobRecord) -> Result<(), String> {
+        self.inner.put_job(record)
+    }
+
+    fn jobs(&self) -> Result<Vec<JobRecord>, String> {
+        self.inner.jobs()
     }
 
     fn remove_job(&mut self, job: JobId) -> Result<(), String> {

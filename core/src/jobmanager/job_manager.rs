@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 
 use crate::dataflow::operator::OperatorMetrics;
-use crate::dataflow::plan::SubtaskId;
+use crate::dataflow::plan::{ExecutionPlan, SubtaskId};
 use crate::graph::RestartStrategy;
 use crate::ids::{AttemptId, CheckpointId, JobId, TaskManagerId};
 use crate::jobfile::{parse_job, JobFileError, ParseOptions};
@@ -47,6 +47,23 @@ pub enum Output {
     PersistCheckpoint { job: JobId, checkpoint: Arc<CompletedCheckpoint>, retained: u16 },
     /// A checkpoint of the job was given up; anything stored for it can go.
     CheckpointAborted { job: JobId, checkpoint: CheckpointId, reason: String },
+    /// Record (or update) a running job durably before carrying out the outputs after this one:
+    /// a JobManager restarted on the same store takes the job over ([`JobManager::recover`]).
+    PersistJob(JobRecord),
+}
+
+/// A recorded job with its latest completed checkpoint: what a restarted JobManager takes over.
+pub type RecoverableJob = (JobRecord, Option<Arc<CompletedCheckpoint>>);
+
+/// What a JobManager records about a running job: enough for a successor to take it over.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct JobRecord {
+    pub job: JobId,
+    pub job_file: String,
+    pub parallelism: Option<u16>,
+    /// The latest attempt started, and the failures counted by then.
+    pub attempt: AttemptId,
+    pub failures: u32,
 }
 
 #[derive(Clone, Debug)]
@@ -103,6 +120,8 @@ struct RunningJob {
     requests: BTreeMap<SlotRequestId, (AttemptId, Placement, u16)>,
     /// Stopped by [`JobManager::stop`]: every attempt's sources are told to end.
     stopping: bool,
+    /// The attempt last recorded with [`Output::PersistJob`].
+    recorded_attempt: Option<AttemptId>,
 }
 
 impl RunningJob {
@@ -180,20 +199,56 @@ impl JobManager {
         let job = JobId(self.next_job);
         self.next_job += 1;
         let master = JobMaster::new(job, graph, now);
+        self.insert_job(now, master, job_file, parallelism);
+        Ok(job)
+    }
+
+    fn insert_job(&mut self, now: Instant, master: JobMaster, job_file: &str, parallelism: Option<u16>) {
+        let (job, attempt) = (master.job(), master.attempt_and_failures().0);
         let entry = RunningJob {
             master,
             job_file: job_file.to_owned(),
             parallelism,
             submitted_at: now,
             metrics: BTreeMap::new(),
-            metrics_attempt: AttemptId(0),
+            metrics_attempt: attempt,
             end_cause: None,
             requests: BTreeMap::new(),
             stopping: false,
+            recorded_attempt: None,
         };
         self.jobs.insert(job, entry);
         self.route(now);
-        Ok(job)
+    }
+
+    /// Takes over the jobs a previous JobManager recorded on the same store, each with its latest
+    /// completed checkpoint: each continues with its next attempt, restored from that checkpoint
+    /// (from the beginning without one), once TaskManagers have registered again. A record whose
+    /// job file no longer parses (another version) is refused with the error; new job ids follow
+    /// the largest recovered one.
+    pub fn recover(
+        &mut self,
+        now: Instant,
+        jobs: Vec<RecoverableJob>,
+    ) -> Vec<(JobId, Result<(), JobFileError>)> {
+        self.advance(now);
+        let mut results = Vec::new();
+        for (record, latest) in jobs {
+            self.next_job = self.next_job.max(record.job.0.saturating_add(1));
+            let options = ParseOptions { parallelism: record.parallelism };
+            let result = parse_job(&record.job_file, &options).map(|mut graph| {
+                if !graph.restart_given {
+                    graph.restart = self.config.restart_default.clone();
+                }
+                let latest =
+                    latest.filter(|c| c.snapshots.len() == ExecutionPlan::new(&graph).subtasks.len());
+                let prior = Some((record.attempt, record.failures));
+                let master = JobMaster::recover(record.job, graph, now, latest, prior);
+                self.insert_job(now, master, &record.job_file, record.parallelism);
+            });
+            results.push((record.job, result));
+        }
+        results
     }
 
     /// Asks a running job to stop; its subtasks are canceled.
@@ -397,6 +452,19 @@ impl JobManager {
         use job_master::Output as Jm;
         match out {
             Jm::RequestSlots { attempt, count, placement } => {
+                let entry = self.jobs.get_mut(&job).expect("the job of a live JobMaster");
+                if entry.recorded_attempt.is_none_or(|a| a < attempt) {
+                    entry.recorded_attempt = Some(attempt);
+                    let (attempt, failures) = entry.master.attempt_and_failures();
+                    let record = JobRecord {
+                        job,
+                        job_file: entry.job_file.clone(),
+                        parallelism: entry.parallelism,
+                        attempt,
+                        failures,
+                    };
+                    self.outbox.push_back(Output::PersistJob(record));
+                }
                 let request = SlotRequest { job, attempt, count, placement: placement.clone() };
                 let slots = count;
                 match self.resources.handle_slot_request(now, request) {

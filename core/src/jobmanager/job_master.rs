@@ -132,17 +132,21 @@ pub struct JobMaster {
 impl JobMaster {
     /// Starts `job`: attempt 0 with every subtask Created, asking for their slots.
     pub fn new(job: JobId, graph: JobGraph, now: Instant) -> JobMaster {
-        JobMaster::recover(job, graph, now, None)
+        JobMaster::recover(job, graph, now, None, None)
     }
 
     /// Starts `job` from a completed checkpoint (recovered by a restarted JobManager, or a
     /// savepoint): its first attempt restores every subtask from it, and checkpoint ids continue
-    /// after it.
+    /// after it. A job a restarted JobManager takes over (`prior`: the last attempt the previous
+    /// JobManager started, and the failures it had counted) continues with the next attempt, and
+    /// the loss of its JobManager counts as one more failure: attempt numbers never repeat, so
+    /// TaskManagers never mistake the new attempt's data for the old one's.
     pub fn recover(
         job: JobId,
         graph: JobGraph,
         now: Instant,
         from: Option<Arc<CompletedCheckpoint>>,
+        prior: Option<(AttemptId, u32)>,
     ) -> JobMaster {
         let plan = ExecutionPlan::new(&graph);
         assert!(!plan.subtasks.is_empty(), "a valid job graph has a source and a sink");
@@ -183,8 +187,25 @@ impl JobMaster {
             checkpoints,
             restore: from,
         };
+        if let Some((last, failures)) = prior {
+            jm.attempt = AttemptId(last.0.saturating_add(1));
+            jm.counters.restarts = u64::from(jm.attempt.0);
+            jm.failures = failures.saturating_add(1).max(jm.attempt.0);
+            let cause = match &jm.restore {
+                Some(c) => format!("the JobManager restarted; the job resumes from checkpoint {}", c.id.0),
+                None => "the JobManager restarted; the job starts again from the beginning".to_owned(),
+            };
+            let subtask = SubtaskId(0);
+            jm.recent_failures.push_back(Failure { attempt: last, subtask, at: now, cause });
+        }
         jm.start_attempt(now);
         jm
+    }
+
+    /// The current attempt and the failures counted so far: what a JobManager records, so that
+    /// one restarted after it continues the numbering.
+    pub fn attempt_and_failures(&self) -> (AttemptId, u32) {
+        (self.attempt, self.failures)
     }
 
     /// The checkpoint the current attempt's subtasks restore from, if any.
@@ -483,7 +504,7 @@ impl JobMaster {
     pub fn state(&self) -> JobState {
         match self.phase {
             Phase::Live if self.deployed => JobState::Running,
-            Phase::Live if self.attempt == AttemptId(0) => JobState::Created,
+            Phase::Live if self.counters.restarts == 0 => JobState::Created,
             Phase::Live | Phase::AwaitingRestart { .. } => JobState::Restarting,
             Phase::Canceling => JobState::Canceling,
             Phase::Finished => JobState::Finished,

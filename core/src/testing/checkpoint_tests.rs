@@ -108,3 +108,24 @@ fn after_a_crash_the_job_resumes_from_its_latest_checkpoint_and_counts_every_rec
         assert_eq!(actual, expected, "seed {seed}: restored from {restored:?}");
     }
 }
+
+#[test]
+fn a_restarted_job_manager_takes_the_job_over_from_its_latest_checkpoint() {
+    let expected = expected();
+    for seed in 0..4 {
+        let mut c = cluster(seed);
+        assert!(c.run_until(100_000, |c| c.jm.task_managers().len() == 2));
+        let job = c.submit(JOB, None).unwrap();
+        assert!(c.run_until(5_000_000, |c| completed(c, job) >= 2), "seed {seed}: two checkpoints");
+        let before = c.job(job).unwrap().status.attempt;
+        c.restart_job_manager(JobManagerConfig::default());
+        let status = c.job(job).expect("the job was recovered").status;
+        assert!(status.attempt > before, "seed {seed}: the recovered job runs a new attempt");
+        assert!(status.checkpoints.as_ref().and_then(|s| s.restored_from).is_some(), "seed {seed}");
+        assert_eq!(c.run_job(job, 20_000_000), Some(finished(job)), "seed {seed}");
+        let actual: BTreeMap<String, OperatorMetrics> = c.job(job).unwrap().vertices.into_iter().collect();
+        assert_eq!(actual, expected, "seed {seed}");
+        let next = c.submit(JOB, None).unwrap();
+        assert!(next.0 > job.0, "new job ids follow the recovered ones");
+    }
+}

@@ -48,6 +48,8 @@ pub struct InMemoryCluster {
     ended: Vec<(JobId, job_manager::Output)>,
     /// Completed checkpoints "durably" recorded, per job: the last `retained` of each.
     pub checkpoints: BTreeMap<JobId, VecDeque<Arc<CompletedCheckpoint>>>,
+    /// The job records the JobManager asked to keep.
+    pub records: BTreeMap<JobId, job_manager::JobRecord>,
     trace: u64,
     steps: u64,
 }
@@ -71,6 +73,7 @@ impl InMemoryCluster {
             data: BTreeMap::new(),
             ended: Vec::new(),
             checkpoints: BTreeMap::new(),
+            records: BTreeMap::new(),
             trace: 0xcbf2_9ce4_8422_2325,
             steps: 0,
         };
@@ -121,6 +124,27 @@ impl InMemoryCluster {
         &self.ended
     }
 
+    /// The JobManager crashes and a new one starts on its durable records (jobs and retained
+    /// checkpoints, which survive): everything in flight to and from it is lost, every
+    /// TaskManager loses its connection and connects to the new one.
+    pub fn restart_job_manager(&mut self, config: JobManagerConfig) {
+        self.to_jm.clear();
+        self.to_tm.clear();
+        self.jm = JobManager::new(config);
+        let jobs = (self.records.values())
+            .map(|r| (r.clone(), self.checkpoints.get(&r.job).and_then(|k| k.back().cloned())))
+            .collect();
+        for (job, result) in self.jm.recover(self.now, jobs) {
+            result.unwrap_or_else(|e| panic!("{job} does not recover: {e}"));
+        }
+        for host in self.hosts.values_mut().filter(|h| h.alive) {
+            host.tm.handle_job_manager_lost(self.now);
+            host.tm.handle_job_manager_connected(self.now);
+            host.busy = true;
+        }
+        self.collect();
+    }
+
     /// TaskManager `tm` stops at once, losing everything in flight to and from it.
     pub fn crash(&mut self, tm: TaskManagerId) {
         let host = self.hosts.get_mut(&tm).expect("a TaskManager of this cluster");
@@ -164,6 +188,9 @@ impl InMemoryCluster {
                     persisted.push((job, checkpoint));
                 }
                 job_manager::Output::CheckpointAborted { .. } => {}
+                job_manager::Output::PersistJob(record) => {
+                    self.records.insert(record.job, record);
+                }
                 job_manager::Output::ToTaskManager { tm, message } => {
                     if self.hosts.get(&tm).is_some_and(|h| h.alive) {
                         self.to_tm.entry(tm).or_default().push_back(message);

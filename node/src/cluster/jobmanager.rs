@@ -195,6 +195,7 @@ pub async fn run_job_manager<R: Runtime>(
         tms: BTreeMap::new(),
         store: config.checkpoints,
     };
+    node.recover(rt.now());
     loop {
         let next = match node.jm.poll_timeout() {
             Some(at) => {
@@ -230,6 +231,24 @@ struct Node {
 }
 
 impl Node {
+    /// Takes over the jobs a previous JobManager recorded in the store.
+    fn recover(&mut self, now: Instant) {
+        let recoverable = self.store.lock().recoverable();
+        match recoverable {
+            Ok(jobs) if jobs.is_empty() => {}
+            Ok(jobs) => {
+                for (job, result) in self.jm.recover(now, jobs) {
+                    match result {
+                        Ok(()) => tracing::info!(%job, "job recovered"),
+                        Err(error) => tracing::error!(%job, %error, "a recorded job cannot be recovered"),
+                    }
+                }
+                self.flush(now);
+            }
+            Err(error) => tracing::error!(%error, "the recorded jobs cannot be read"),
+        }
+    }
+
     fn apply(&mut self, now: Instant, conn: ConnectionId, event: Event) {
         match event {
             Event::Opened { role, node, writer } => {
@@ -406,6 +425,12 @@ impl Node {
                 }
                 let id = checkpoint.id;
                 self.jm.handle_checkpoint_persisted(now, job, id, result.map(|()| checkpoint));
+            }
+            Output::PersistJob(record) => {
+                if let Err(error) = self.store.lock().put_job(&record) {
+                    // The job runs on; a JobManager restarted on this store would not find it.
+                    tracing::warn!(job = %record.job, %error, "the job could not be recorded");
+                }
             }
             Output::CheckpointAborted { job, checkpoint, reason } => {
                 tracing::info!(%job, %checkpoint, %reason, "checkpoint aborted");
