@@ -14,8 +14,10 @@ use std::process::ExitCode;
 use hyper::Method;
 use rivulet_core::ids::TaskManagerId;
 use rivulet_core::limits::JOB_FILE_BYTES_MAX;
+use rivulet_node::checkpoint_store::SharedStore;
 use rivulet_node::cluster::{run_job_manager, run_task_manager, JobManagerNodeConfig, TaskManagerNodeConfig};
 use rivulet_node::config::{DataDir, JobManagerArgs, TaskManagerArgs};
+use rivulet_node::heed_store::HeedStore;
 use rivulet_node::net::{Runtime, SmolRuntime, HANDSHAKE_TIMEOUT_DEFAULT};
 use rivulet_node::rest::api::{parse_job_id, JobDetails, JobList, JobRef, TaskManagerList};
 use rivulet_node::rest::client::Reply;
@@ -42,6 +44,17 @@ pub fn job_manager(args: &JobManagerArgs) -> ExitCode {
     };
     let mut config = JobManagerNodeConfig::new(settings.listen, settings.cluster);
     config.job_manager.resource_manager = settings.resource_manager;
+    // With a data directory, jobs and checkpoints outlive the process: a JobManager started on it
+    // again takes the running jobs over. Without one they live in memory.
+    if let Some(data_dir) = &_data_dir {
+        match HeedStore::open(data_dir.path()) {
+            Ok(store) => config.checkpoints = SharedStore(std::sync::Arc::new(std::sync::Mutex::new(store))),
+            Err(error) => {
+                eprintln!("error: {error}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     let rt = SmolRuntime::new();
     let result = smol::block_on(async {
         let rest = match &settings.rest_listen {

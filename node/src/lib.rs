@@ -15,6 +15,7 @@ pub mod checkpoint_store;
 pub mod cluster;
 pub mod config;
 pub mod connectors;
+pub mod heed_store;
 pub mod local_cluster;
 pub mod net;
 pub mod progress;

@@ -1,0 +1,273 @@
+//! The JobManager's durable store on disk: LMDB (heed) in `<data-dir>/jobmanager`.
+//!
+//! Three databases, keys big-endian so that LMDB's order is numeric order:
+//!
+//! | database | key | value |
+//! |---|---|---|
+//! | `jobs` | job id (u64) | the [`JobRecord`] (postcard, behind a format byte) |
+//! | `checkpoints` | job id, checkpoint id (u64, u64) | [`CheckpointMeta`] (postcard, behind a format byte) |
+//! | `snapshots` | job id, checkpoint id, subtask (u64, u64, u32) | the subtask's snapshot bytes (versioned and checksummed by the core) |
+//!
+//! A checkpoint is written — metadata, every snapshot, and the deletion of checkpoints beyond the
+//! job's `retained` — in one write transaction, committed (and synced) before the JobManager
+//! acknowledges it: a crash leaves either all of it or none. Everything read back is checked:
+//! a record of another format, a checkpoint with a missing snapshot, bytes that do not decode
+//! are errors naming the job and checkpoint.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use heed::types::Bytes;
+use heed::{Database, Env, EnvOpenOptions};
+use rivulet_core::ids::{AttemptId, CheckpointId, JobId};
+use rivulet_core::jobmanager::checkpoint_coordinator::CompletedCheckpoint;
+use rivulet_core::jobmanager::job_manager::JobRecord;
+use rivulet_core::time::Instant;
+use serde::{Deserialize, Serialize};
+
+use crate::checkpoint_store::CheckpointStore;
+
+/// The format byte in front of every record this store writes.
+const RECORD_FORMAT: u8 = 1;
+
+/// LMDB's map size: the most the store can hold (address space, not disk, until used).
+pub const STORE_BYTES_MAX: usize = 64 << 30;
+
+/// What the `checkpoints` database keeps of a checkpoint besides its snapshots.
+#[derive(Serialize, Deserialize)]
+struct CheckpointMeta {
+    attempt: u32,
+    triggered_at_nanos: u64,
+    completed_at_nanos: u64,
+    subtasks: u32,
+}
+
+pub struct HeedStore {
+    env: Env,
+    jobs: Database<Bytes, Bytes>,
+    checkpoints: Database<Bytes, Bytes>,
+    snapshots: Database<Bytes, Bytes>,
+}
+
+fn err(what: &str) -> impl Fn(heed::Error) -> String + '_ {
+    move |e| format!("the JobManager store: {what}: {e}")
+}
+
+fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    let mut out = vec![RECORD_FORMAT];
+    out.extend(postcard::to_stdvec(value).expect("records always encode"));
+    out
+}
+
+fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8], what: &str) -> Result<T, String> {
+    match bytes.split_first() {
+        Some((&RECORD_FORMAT, body)) => postcard::from_bytes(body)
+            .map_err(|e| format!("the JobManager store: {what} does not decode: {e}")),
+        Some((format, _)) => {
+            Err(format!("the JobManager store: {what} has format {format}, this build reads {RECORD_FORMAT}"))
+        }
+        None => Err(format!("the JobManager store: {what} is empty")),
+    }
+}
+
+fn job_key(job: JobId) -> [u8; 8] {
+    job.0.to_be_bytes()
+}
+
+fn checkpoint_key(job: JobId, checkpoint: u64) -> [u8; 16] {
+    let mut k = [0; 16];
+    k[..8].copy_from_slice(&job.0.to_be_bytes());
+    k[8..].copy_from_slice(&checkpoint.to_be_bytes());
+    k
+}
+
+fn snapshot_key(job: JobId, checkpoint: u64, subtask: u32) -> [u8; 20] {
+    let mut k = [0; 20];
+    k[..16].copy_from_slice(&checkpoint_key(job, checkpoint));
+    k[16..].copy_from_slice(&subtask.to_be_bytes());
+    k
+}
+
+impl HeedStore {
+    /// Opens (creating if missing) the store in `<data_dir>/jobmanager`.
+    pub fn open(data_dir: &Path) -> Result<HeedStore, String> {
+        let dir = data_dir.join("jobmanager");
+        std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let mut options = EnvOpenOptions::new();
+        options.map_size(STORE_BYTES_MAX);
+        options.max_dbs(3);
+        // SAFETY: LMDB requires that an environment is not opened twice in one process and that
+        // its files are not changed under it: the data directory is locked by this process
+        // (`DataDir`) and the node opens the store once.
+        #[allow(unsafe_code)]
+        let env = unsafe { options.open(&dir) }
+            .map_err(|e| format!("cannot open the store in {}: {e}", dir.display()))?;
+        let mut wtxn = env.write_txn().map_err(err("opening"))?;
+        let jobs = env.create_database(&mut wtxn, Some("jobs")).map_err(err("opening jobs"))?;
+        let checkpoints =
+            env.create_database(&mut wtxn, Some("checkpoints")).map_err(err("opening checkpoints"))?;
+        let snapshots =
+            env.create_database(&mut wtxn, Some("snapshots")).map_err(err("opening snapshots"))?;
+        wtxn.commit().map_err(err("opening"))?;
+        Ok(HeedStore { env, jobs, checkpoints, snapshots })
+    }
+
+    /// The ids of the job's checkpoints, ascending.
+    fn checkpoint_ids(&self, txn: &heed::RoTxn<'_>, job: JobId) -> Result<Vec<u64>, String> {
+        let mut ids = Vec::new();
+        for entry in self.checkpoints.prefix_iter(txn, &job_key(job)).map_err(err("listing checkpoints"))? {
+            let (key, _) = entry.map_err(err("listing checkpoints"))?;
+            let id: [u8; 8] = key
+                .get(8..16)
+                .and_then(|k| k.try_into().ok())
+                .ok_or("the JobManager store: a malformed checkpoint key")?;
+            ids.push(u64::from_be_bytes(id));
+        }
+        Ok(ids)
+    }
+
+    fn delete_checkpoint(&self, wtxn: &mut heed::RwTxn<'_>, job: JobId, id: u64) -> Result<(), String> {
+        self.checkpoints.delete(wtxn, &checkpoint_key(job, id)).map_err(err("deleting a checkpoint"))?;
+        let prefix = checkpoint_key(job, id);
+        let mut keys = Vec::new();
+        for entry in self.snapshots.prefix_iter(wtxn, &prefix).map_err(err("deleting snapshots"))? {
+            keys.push(entry.map_err(err("deleting snapshots"))?.0.to_vec());
+        }
+        for key in keys {
+            self.snapshots.delete(wtxn, &key).map_err(err("deleting snapshots"))?;
+        }
+        Ok(())
+    }
+}
+
+impl CheckpointStore for HeedStore {
+    fn persist(
+        &mut self,
+        job: JobId,
+        checkpoint: &Arc<CompletedCheckpoint>,
+        retained: u16,
+    ) -> Result<(), String> {
+        let mut wtxn = self.env.write_txn().map_err(err("writing a checkpoint"))?;
+        let id = checkpoint.id.0;
+        let meta = CheckpointMeta {
+            attempt: checkpoint.attempt.0,
+            triggered_at_nanos: checkpoint.triggered_at.as_nanos(),
+            completed_at_nanos: checkpoint.completed_at.as_nanos(),
+            subtasks: u32::try_from(checkpoint.snapshots.len()).map_err(|_| "too many subtasks")?,
+        };
+        self.checkpoints
+            .put(&mut wtxn, &checkpoint_key(job, id), &encode(&meta))
+            .map_err(err("writing a checkpoint"))?;
+        for (subtask, bytes) in checkpoint.snapshots.iter().enumerate() {
+            let key = snapshot_key(job, id, subtask as u32);
+            self.snapshots.put(&mut wtxn, &key, bytes).map_err(err("writing a snapshot"))?;
+        }
+        let ids = self.checkpoint_ids(&wtxn, job)?;
+        let excess = ids.len().saturating_sub(usize::from(retained.max(1)));
+        for &old in &ids[..excess] {
+            self.delete_checkpoint(&mut wtxn, job, old)?;
+        }
+        wtxn.commit().map_err(err("committing a checkpoint"))
+    }
+
+    fn checkpoints(&self, job: JobId) -> Result<Vec<Arc<CompletedCheckpoint>>, String> {
+        let rtxn = self.env.read_txn().map_err(err("reading checkpoints"))?;
+        let mut out = Vec::new();
+        for id in self.checkpoint_ids(&rtxn, job)? {
+            let what = format!("{job} checkpoint {id}");
+            let meta =
+                self.checkpoints.get(&rtxn, &checkpoint_key(job, id)).map_err(err("reading a checkpoint"))?;
+            let meta: CheckpointMeta = decode(meta.ok_or_else(|| format!("{what} vanished"))?, &what)?;
+            let mut snapshots = Vec::with_capacity(meta.subtasks as usize);
+            for subtask in 0..meta.subtasks {
+                let bytes = self
+                    .snapshots
+                    .get(&rtxn, &snapshot_key(job, id, subtask))
+                    .map_err(err("reading a snapshot"))?;
+                let bytes = bytes.ok_or_else(|| {
+                    format!("the JobManager store: {what} lacks the snapshot of subtask {subtask}")
+                })?;
+                snapshots.push(bytes.to_vec());
+            }
+            out.push(Arc::new(CompletedCheckpoint {
+                id: CheckpointId(id),
+                attempt: AttemptId(meta.attempt),
+                triggered_at: Instant::from_nanos(meta.triggered_at_nanos),
+                completed_at: Instant::from_nanos(meta.completed_at_nanos),
+                snapshots,
+            }));
+        }
+        Ok(out)
+    }
+
+    fn put_job(&mut self, record: &JobRecord) -> Result<(), String> {
+        let mut wtxn = self.env.write_txn().map_err(err("writing a job"))?;
+        self.jobs.put(&mut wtxn, &job_key(record.job), &encode(record)).map_err(err("writing a job"))?;
+        wtxn.commit().map_err(err("committing a job"))
+    }
+
+    fn jobs(&self) -> Result<Vec<JobRecord>, String> {
+        let rtxn = self.env.read_txn().map_err(err("reading jobs"))?;
+        let mut out = Vec::new();
+        for entry in self.jobs.iter(&rtxn).map_err(err("reading jobs"))? {
+            let (key, value) = entry.map_err(err("reading jobs"))?;
+            let record: JobRecord = decode(value, &format!("the job record {key:02x?}"))?;
+            out.push(record);
+        }
+        Ok(out)
+    }
+
+    fn remove_job(&mut self, job: JobId) -> Result<(), String> {
+        let mut wtxn = self.env.write_txn().map_err(err("removing a job"))?;
+        self.jobs.delete(&mut wtxn, &job_key(job)).map_err(err("removing a job"))?;
+        for id in self.checkpoint_ids(&wtxn, job)? {
+            self.delete_checkpoint(&mut wtxn, job, id)?;
+        }
+        wtxn.commit().map_err(err("removing a job"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn checkpoint(id: u64, subtasks: usize) -> Arc<CompletedCheckpoint> {
+        Arc::new(CompletedCheckpoint {
+            id: CheckpointId(id),
+            attempt: AttemptId(2),
+            triggered_at: Instant::from_nanos(10 * id),
+            completed_at: Instant::from_nanos(10 * id + 5),
+            snapshots: (0..subtasks).map(|s| vec![s as u8; 3 + s]).collect(),
+        })
+    }
+
+    #[test]
+    fn jobs_and_their_last_checkpoints_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let (job, other) = (JobId(4), JobId(5));
+        let record = JobRecord {
+            job,
+            job_file: "[job]\n".into(),
+            parallelism: Some(2),
+            attempt: AttemptId(3),
+            failures: 3,
+        };
+        {
+            let mut store = HeedStore::open(dir.path()).unwrap();
+            store.put_job(&record).unwrap();
+            for id in 1..=4 {
+                store.persist(job, &checkpoint(id, 3), 2).unwrap();
+            }
+            store.persist(other, &checkpoint(9, 1), 2).unwrap();
+        }
+        let mut store = HeedStore::open(dir.path()).unwrap();
+        assert_eq!(store.jobs().unwrap(), vec![record.clone()]);
+        let kept = store.checkpoints(job).unwrap();
+        assert_eq!(kept, vec![checkpoint(3, 3), checkpoint(4, 3)], "the last two, whole");
+        let recoverable = store.recoverable().unwrap();
+        assert_eq!(recoverable, vec![(record, Some(checkpoint(4, 3)))]);
+        store.remove_job(job).unwrap();
+        assert!(store.jobs().unwrap().is_empty() && store.checkpoints(job).unwrap().is_empty());
+        assert_eq!(store.checkpoints(other).unwrap(), vec![checkpoint(9, 1)], "another job's stay");
+    }
+}
