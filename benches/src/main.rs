@@ -32,12 +32,37 @@ struct Workload {
     name: &'static str,
     job: &'static str,
     records: u64,
+    /// Checkpoints every this often (`[job.checkpoints] interval`), for W2-ckpt.
+    checkpoint_interval: Option<&'static str>,
 }
 
+const W2: &str = include_str!("../../examples/w2.toml");
+
 const WORKLOADS: &[Workload] = &[
-    Workload { name: "W1", job: include_str!("../../examples/w1.toml"), records: 50_000_000 },
-    Workload { name: "W2", job: include_str!("../../examples/w2.toml"), records: 20_000_000 },
+    Workload {
+        name: "W1",
+        job: include_str!("../../examples/w1.toml"),
+        records: 50_000_000,
+        checkpoint_interval: None,
+    },
+    Workload { name: "W2", job: W2, records: 20_000_000, checkpoint_interval: None },
+    // W2 with checkpoints every 1 s, as the workload defines it, and every 100 ms: W2 ends within
+    // about a second here, so the shorter interval is what shows the cost of a checkpoint.
+    Workload { name: "W2-ckpt", job: W2, records: 20_000_000, checkpoint_interval: Some("1s") },
+    Workload { name: "W2-ckpt-100ms", job: W2, records: 20_000_000, checkpoint_interval: Some("100ms") },
 ];
+
+/// The workload's job file, with its checkpoint interval.
+fn job_text(w: &Workload) -> String {
+    match w.checkpoint_interval {
+        None => w.job.to_owned(),
+        Some(interval) => {
+            let table = format!("[job.checkpoints]\ninterval = \"{interval}\"\n\n[[source]]");
+            assert!(w.job.contains("[[source]]"), "the workload has a source");
+            w.job.replacen("[[source]]", &table, 1)
+        }
+    }
+}
 
 /// A benchmark the command line can select.
 #[derive(Clone, Copy)]
@@ -48,7 +73,7 @@ enum Benchmark {
 }
 
 const USAGE: &str =
-    "usage: rivulet-benches [--runs N] [--parallelism|-p N] [--rivulet PATH] [w1] [w2] [w2-net] [f1]";
+    "usage: rivulet-benches [--runs N] [--parallelism|-p N] [--rivulet PATH] [w1] [w2] [w2-ckpt] [w2-net] [f1]";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -81,6 +106,9 @@ fn main() -> Result<()> {
                 i += 1;
             }
             "w2-net" | "W2-net" | "W2-NET" => selected.push(Benchmark::W2Net),
+            // W2 beside W2-ckpt, so that the overhead is read from one run of the program.
+            "w2-ckpt" | "W2-ckpt" => selected
+                .extend(WORKLOADS.iter().filter(|w| w.name.starts_with("W2")).map(Benchmark::InProcess)),
             "f1" | "F1" => selected.push(Benchmark::F1),
             name => match WORKLOADS.iter().find(|w| w.name.eq_ignore_ascii_case(name)) {
                 Some(w) => selected.push(Benchmark::InProcess(w)),
@@ -119,6 +147,7 @@ fn in_process(w: &Workload, parallelism: u16, runs: usize) -> Result<()> {
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
     let exe = std::env::current_exe().context("locating this program")?;
     let mut results = Vec::new();
+    let mut durations: Vec<u64> = Vec::new();
     for _ in 0..runs {
         let out = Command::new(&exe)
             .args(["--child", w.name, &parallelism.to_string(), &workers.to_string()])
@@ -130,17 +159,35 @@ fn in_process(w: &Workload, parallelism: u16, runs: usize) -> Result<()> {
         let line = String::from_utf8(out.stdout).context("child output")?;
         print!("{line}");
         results.push(parse_run(&line)?);
+        durations.extend(checkpoint_durations(&line));
     }
     results.sort_by(|a, b| a.0.total_cmp(&b.0));
     let (seconds, _, window_results) = results[results.len() / 2];
     let rss_max = results.iter().map(|r| r.1).max().unwrap_or(0);
+    durations.sort_unstable();
+    let checkpoints = match (durations.get(durations.len() / 2), durations.last()) {
+        (Some(p50), Some(max)) if w.checkpoint_interval.is_some() => format!(
+            ",\"checkpoints\":{},\"checkpoint_ms_p50\":{p50},\"checkpoint_ms_max\":{max}",
+            durations.len()
+        ),
+        _ if w.checkpoint_interval.is_some() => ",\"checkpoints\":0".to_owned(),
+        _ => String::new(),
+    };
     println!(
         "{{\"summary\":true,\"workload\":\"{}\",\"parallelism\":{parallelism},\"workers\":{workers},\"runs\":{runs},\
-         \"median_seconds\":{seconds:.4},\"records_per_second\":{:.0},\"peak_rss_kb_max\":{rss_max},\"window_results\":{window_results}}}",
+         \"median_seconds\":{seconds:.4},\"records_per_second\":{:.0},\"peak_rss_kb_max\":{rss_max},\"window_results\":{window_results}{checkpoints}}}",
         w.name,
         w.records as f64 / seconds
     );
     Ok(())
+}
+
+/// The checkpoint durations (ms) a run's JSON line lists.
+fn checkpoint_durations(line: &str) -> Vec<u64> {
+    let Some(start) = line.find("\"checkpoint_ms\":[") else { return Vec::new() };
+    let rest = &line[start + 17..];
+    let list = &rest[..rest.find(']').unwrap_or(0)];
+    list.split(',').filter_map(|d| d.trim().parse().ok()).collect()
 }
 
 /// (seconds, peak RSS in KiB, window results) of one run's JSON line.
@@ -160,10 +207,11 @@ fn child(args: &[String]) -> Result<()> {
     let w = WORKLOADS.iter().find(|w| w.name == name).context("unknown workload")?;
     let parallelism: u16 = parallelism.parse()?;
     let workers: usize = workers.parse()?;
-    let graph = parse_job(w.job, &ParseOptions { parallelism: Some(parallelism) })?;
+    let job = job_text(w);
+    let graph = parse_job(&job, &ParseOptions { parallelism: Some(parallelism) })?;
     // The embedded mini-cluster of `rivulet run`: a JobManager and TaskManagers in this process.
     let result = run_on_local_cluster(
-        w.job,
+        &job,
         Some(parallelism),
         &graph,
         &RunOptions { workers },
@@ -187,9 +235,16 @@ fn child(args: &[String]) -> Result<()> {
         .map(|(_, m)| m.records_out)
         .sum();
     let seconds = result.elapsed.as_secs_f64();
+    let checkpoints = match &result.checkpoints {
+        Some(c) => format!(
+            ",\"checkpoints\":{},\"checkpoint_ms\":{:?},\"checkpoint_bytes_last\":{}",
+            c.counters.completed, c.recent_durations_ms, c.counters.last_bytes
+        ),
+        None => String::new(),
+    };
     println!(
         "{{\"workload\":\"{}\",\"parallelism\":{parallelism},\"workers\":{workers},\"records\":{},\"seconds\":{seconds:.4},\
-         \"records_per_second\":{:.0},\"peak_rss_kb\":{},\"window_results\":{window_results}}}",
+         \"records_per_second\":{:.0},\"peak_rss_kb\":{},\"window_results\":{window_results}{checkpoints}}}",
         w.name,
         w.records,
         w.records as f64 / seconds,

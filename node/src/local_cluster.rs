@@ -106,6 +106,8 @@ pub struct RunResult {
     pub elapsed: Duration,
     /// Per vertex, in the graph's vertex order.
     pub metrics: Vec<OperatorMetrics>,
+    /// The job's checkpoints, for a job that takes them.
+    pub checkpoints: Option<rivulet_core::jobmanager::job_master::CheckpointStatus>,
 }
 
 /// How the mini-cluster is laid out.
@@ -182,7 +184,8 @@ pub fn run_on_local_cluster(
         if let Some(error) = errors.into_iter().next() {
             bail!(error);
         }
-        Ok(RunResult { elapsed: started.elapsed(), metrics })
+        let checkpoints = jm.jm.jobs().into_iter().next().and_then(|o| o.status.checkpoints);
+        Ok(RunResult { elapsed: started.elapsed(), metrics, checkpoints })
     })
 }
 

@@ -98,7 +98,12 @@ pub struct CheckpointCoordinator {
     /// When the next checkpoint may be triggered, while the attempt runs.
     next_trigger_at: Option<Instant>,
     counters: CheckpointCounters,
+    /// The durations (trigger to durable) of the last `RECENT_DURATIONS_MAX` completed checkpoints.
+    recent_durations_ms: std::collections::VecDeque<u64>,
 }
+
+/// Completed checkpoints whose durations a coordinator keeps for its status.
+pub const RECENT_DURATIONS_MAX: usize = 64;
 
 impl CheckpointCoordinator {
     /// A coordinator for a job of `subtasks` subtasks; `latest` is the checkpoint the job was
@@ -114,6 +119,7 @@ impl CheckpointCoordinator {
             previous: None,
             next_trigger_at: None,
             counters: CheckpointCounters::default(),
+            recent_durations_ms: std::collections::VecDeque::new(),
         }
     }
 
@@ -123,6 +129,11 @@ impl CheckpointCoordinator {
 
     pub fn counters(&self) -> CheckpointCounters {
         self.counters
+    }
+
+    /// Durations of the most recent completed checkpoints, oldest first, in milliseconds.
+    pub fn recent_durations_ms(&self) -> Vec<u64> {
+        self.recent_durations_ms.iter().copied().collect()
     }
 
     /// The checkpoint a restarted attempt restores from. (The planted bug
@@ -271,6 +282,10 @@ impl CheckpointCoordinator {
                 self.counters.last_duration_ms =
                     (now.saturating_duration_since(pending.triggered_at)).as_millis() as u64;
                 self.counters.last_bytes = completed.bytes() as u64;
+                if self.recent_durations_ms.len() == RECENT_DURATIONS_MAX {
+                    self.recent_durations_ms.pop_front();
+                }
+                self.recent_durations_ms.push_back(self.counters.last_duration_ms);
                 self.previous = self.latest.replace(completed);
                 let after_pause = now + self.config.min_pause;
                 let after_interval = pending.triggered_at + self.config.interval;

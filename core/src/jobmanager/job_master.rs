@@ -544,6 +544,7 @@ impl JobMaster {
                 latest: c.latest().map(|l| (l.id, l.completed_at)),
                 pending: c.pending(),
                 restored_from: self.restore.as_ref().map(|r| r.id),
+                recent_durations_ms: c.recent_durations_ms(),
             }),
         }
     }

@@ -154,6 +154,8 @@ pub struct CheckpointStatus {
     pub pending: Option<CheckpointId>,
     /// The checkpoint the current attempt was restored from.
     pub restored_from: Option<CheckpointId>,
+    /// Durations of the most recent completed checkpoints, oldest first, in milliseconds.
+    pub recent_durations_ms: Vec<u64>,
 }
 
 /// Counters of what happened, for metrics and for the guard clauses that reject peers' input.
