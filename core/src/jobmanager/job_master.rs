@@ -220,13 +220,7 @@ impl JobMaster {
 
     /// A chunk of a subtask's snapshot for a checkpoint.
     pub fn handle_checkpoint_chunk(&mut self, now: Instant, chunk: &SnapshotChunk) {
-        self.advance_to(now);
-        let mut steps = Vec::new();
-        if let Some(c) = &mut self.checkpoints {
-            c.handle_chunk(now, chunk, &mut steps);
-        }
-        self.apply_steps(steps);
-        self.drive_checkpoints(now);
+        self.coordinate(now, |c, steps| c.handle_chunk(now, chunk, steps));
     }
 
     /// A subtask declined checkpoint `checkpoint`.
@@ -237,13 +231,7 @@ impl JobMaster {
         checkpoint: CheckpointId,
         reason: &str,
     ) {
-        self.advance_to(now);
-        let mut steps = Vec::new();
-        if let Some(c) = &mut self.checkpoints {
-            c.handle_declined(attempt, checkpoint, reason, &mut steps);
-        }
-        self.apply_steps(steps);
-        self.drive_checkpoints(now);
+        self.coordinate(now, |c, steps| c.handle_declined(attempt, checkpoint, reason, steps));
     }
 
     /// The driver recorded the checkpoint of [`Output::PersistCheckpoint`] durably, or could not.
@@ -253,13 +241,19 @@ impl JobMaster {
         checkpoint: CheckpointId,
         persisted: Result<Arc<CompletedCheckpoint>, String>,
     ) {
+        self.coordinate(now, |c, steps| c.handle_persisted(now, checkpoint, persisted, steps));
+    }
+
+    /// Moves time to `now`, gives an input to the coordinator (if the job takes checkpoints),
+    /// carries out its steps, and drives it on. A restart that waited for a durable write may go
+    /// once the write is acknowledged, so time is applied again after the input.
+    fn coordinate(&mut self, now: Instant, input: impl FnOnce(&mut CheckpointCoordinator, &mut Vec<Step>)) {
         self.advance_to(now);
         let mut steps = Vec::new();
         if let Some(c) = &mut self.checkpoints {
-            c.handle_persisted(now, checkpoint, persisted, &mut steps);
+            input(c, &mut steps);
         }
         self.apply_steps(steps);
-        // A restart that waited for the durable write may go now.
         self.advance_to(now);
         self.drive_checkpoints(now);
     }
