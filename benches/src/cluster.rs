@@ -58,8 +58,11 @@ pub fn w2_net(binary: &Path, parallelism: u16, runs: usize) -> Result<()> {
         let pids = [jm, edge, cloud, std::process::id()];
         let cpu_before = CpuSnapshot::take(&pids)?;
         let started = Instant::now();
-        let submit =
-            ClientRequest::Submit { job_file: W2_NET_JOB.to_owned(), parallelism: Some(parallelism) };
+        let submit = ClientRequest::Submit {
+            job_file: W2_NET_JOB.to_owned(),
+            parallelism: Some(parallelism),
+            from_savepoint: None,
+        };
         let job = match client.request(&submit)? {
             ClientResponse::Submitted { job } => job,
             other => bail!("the JobManager did not take W2-net: {other:?}"),

@@ -84,6 +84,12 @@ pub const SNAPSHOT_CHUNK_BYTES_MAX: usize = 1 << 20;
 /// from a restore, is refused beyond it.
 pub const SUBTASK_SNAPSHOT_BYTES_MAX: usize = 1 << 30;
 
+/// Bytes of a savepoint file: a JobManager reads none larger.
+pub const SAVEPOINT_BYTES_MAX: u64 = 2 << 30;
+
+/// Savepoints whose outcome a job keeps for its status (the most recent ones).
+pub const SAVEPOINTS_KEPT_MAX: usize = 16;
+
 /// Restores a TaskManager holds for deployments that have not arrived yet.
 pub const PENDING_RESTORES_MAX: usize = 1024;
 

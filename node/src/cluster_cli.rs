@@ -1,6 +1,6 @@
 //! The cluster commands of the `rivulet` binary: `jobmanager`, `taskmanager` and the client
-//! commands `submit`, `list`, `status`, `cancel`, `taskmanagers`, which use the JobManager's REST
-//! API (`docs/rest.md`).
+//! commands `submit`, `list`, `status`, `cancel`, `stop`, `savepoint`, `taskmanagers`, which use
+//! the JobManager's REST API (`docs/rest.md`).
 //!
 //! Exit codes: 0 done; 1 failed (no JobManager, a broken connection, a node that stopped, an
 //! answer that makes no sense); 2 bad input (a bad setting or config file, a job file the
@@ -19,8 +19,12 @@ use rivulet_node::cluster::{run_job_manager, run_task_manager, JobManagerNodeCon
 use rivulet_node::config::{DataDir, JobManagerArgs, TaskManagerArgs};
 use rivulet_node::heed_store::HeedStore;
 use rivulet_node::net::{Runtime, SmolRuntime, HANDSHAKE_TIMEOUT_DEFAULT};
-use rivulet_node::rest::api::{parse_job_id, JobDetails, JobList, JobRef, TaskManagerList};
+use rivulet_node::rest::api::{
+    parse_job_id, JobDetails, JobList, JobRef, SavepointDetails, SavepointRef, SavepointRequest,
+    TaskManagerList,
+};
 use rivulet_node::rest::client::Reply;
+use rivulet_node::rest::router::percent_encode;
 use rivulet_node::rest::server::RestServer;
 use serde::de::DeserializeOwned;
 
@@ -44,6 +48,8 @@ pub fn job_manager(args: &JobManagerArgs) -> ExitCode {
     };
     let mut config = JobManagerNodeConfig::new(settings.listen, settings.cluster);
     config.job_manager.resource_manager = settings.resource_manager;
+    config.savepoint_dir =
+        _data_dir.as_ref().and_then(|d| std::path::absolute(d.path().join("savepoints")).ok());
     // With a data directory, jobs and checkpoints outlive the process: a JobManager started on it
     // again takes the running jobs over. Without one they live in memory.
     if let Some(data_dir) = &_data_dir {
@@ -151,7 +157,7 @@ fn unexpected(reply: &Reply) -> ExitCode {
     ExitCode::FAILURE
 }
 
-pub fn submit(rest: &str, path: &Path, parallelism: Option<u16>) -> ExitCode {
+pub fn submit(rest: &str, path: &Path, parallelism: Option<u16>, from_savepoint: Option<&Path>) -> ExitCode {
     let shown = path.display();
     let job_file = match std::fs::metadata(path).and_then(|m| {
         if m.len() > JOB_FILE_BYTES_MAX as u64 {
@@ -169,10 +175,15 @@ pub fn submit(rest: &str, path: &Path, parallelism: Option<u16>) -> ExitCode {
             return ExitCode::from(BAD_INPUT);
         }
     };
-    let target = match parallelism {
-        Some(p) => format!("/jobs?parallelism={p}"),
-        None => "/jobs".to_owned(),
-    };
+    let mut query = Vec::new();
+    if let Some(p) = parallelism {
+        query.push(format!("parallelism={p}"));
+    }
+    if let Some(savepoint) = from_savepoint {
+        let Some(savepoint) = absolute(savepoint) else { return ExitCode::from(BAD_INPUT) };
+        query.push(format!("savepoint={}", percent_encode(&savepoint)));
+    }
+    let target = if query.is_empty() { "/jobs".to_owned() } else { format!("/jobs?{}", query.join("&")) };
     let reply = match request(rest, Method::POST, &target, job_file.into_bytes()) {
         Ok(reply) => reply,
         Err(code) => return code,
@@ -254,6 +265,26 @@ fn describe(job: &JobDetails) -> String {
     if let Some(cause) = &job.last_failure {
         let _ = writeln!(out, "  last failure: {cause}");
     }
+    if let Some(c) = &job.checkpoints {
+        let latest = c.latest.map_or("none".to_owned(), |id| id.to_string());
+        let _ =
+            write!(out, "  checkpoints: {} completed, {} aborted, latest {latest}", c.completed, c.aborted);
+        if c.latest.is_some() {
+            let _ = write!(out, " ({} ms, {} bytes)", c.last_duration_ms, c.last_bytes);
+        }
+        if let Some(id) = c.restored_from {
+            let _ = write!(out, ", restored from {id}");
+        }
+        let _ = writeln!(out);
+    }
+    for s in &job.savepoints {
+        let what = match (&s.path, &s.error) {
+            (Some(path), _) => path.clone(),
+            (None, Some(error)) => error.clone(),
+            (None, None) => s.directory.clone(),
+        };
+        let _ = writeln!(out, "  savepoint {}: {} {what}", s.request, s.state);
+    }
     for wait in &job.waiting_for {
         let on = if wait.labels.is_empty() {
             "any TaskManagers".to_owned()
@@ -297,6 +328,114 @@ pub fn cancel(rest: &str, job: &str) -> ExitCode {
             ExitCode::from(BAD_INPUT)
         }
         _ => unexpected(&reply),
+    }
+}
+
+/// `path` made absolute against the current directory, as text; `None` (reported) if it cannot
+/// be, or is not UTF-8.
+fn absolute(path: &Path) -> Option<String> {
+    match std::path::absolute(path) {
+        Ok(path) => match path.to_str() {
+            Some(text) => Some(text.to_owned()),
+            None => {
+                eprintln!("error: {} is not UTF-8", path.display());
+                None
+            }
+        },
+        Err(error) => {
+            eprintln!("error: {}: {error}", path.display());
+            None
+        }
+    }
+}
+
+pub fn stop(rest: &str, job: &str) -> ExitCode {
+    let job = match job_segment(job) {
+        Ok(job) => job,
+        Err(code) => return code,
+    };
+    let reply = match request(rest, Method::POST, &format!("/jobs/{job}/stop"), Vec::new()) {
+        Ok(reply) => reply,
+        Err(code) => return code,
+    };
+    match reply.status {
+        200 | 202 => {
+            println!("stopping {job}: its sources end their input");
+            ExitCode::SUCCESS
+        }
+        404 | 409 => {
+            eprintln!("error: the JobManager knows no running {job}");
+            ExitCode::from(BAD_INPUT)
+        }
+        _ => unexpected(&reply),
+    }
+}
+
+/// How often `savepoint` asks whether the savepoint is written.
+const SAVEPOINT_POLL: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// `rivulet savepoint` and `rivulet stop --savepoint`: asks for the savepoint, waits until it is
+/// written (or failed), and prints its path.
+pub fn savepoint(rest: &str, job: &str, dir: Option<&Path>, stop: bool) -> ExitCode {
+    let job = match job_segment(job) {
+        Ok(job) => job,
+        Err(code) => return code,
+    };
+    let directory = match dir.map(absolute) {
+        Some(None) => return ExitCode::from(BAD_INPUT),
+        Some(Some(dir)) => Some(dir),
+        None => None,
+    };
+    let body = serde_json::to_vec(&SavepointRequest { directory, stop }).expect("a request encodes");
+    let reply = match request(rest, Method::POST, &format!("/jobs/{job}/savepoints"), body) {
+        Ok(reply) => reply,
+        Err(code) => return code,
+    };
+    let triggered = match reply.status {
+        202 => match document::<SavepointRef>(&reply) {
+            Ok(triggered) => triggered,
+            Err(code) => return code,
+        },
+        404 => {
+            eprintln!("error: the JobManager knows no running {job}");
+            return ExitCode::from(BAD_INPUT);
+        }
+        409 => {
+            eprintln!("error: {}", reply.error_message());
+            return ExitCode::from(BAD_INPUT);
+        }
+        _ => return unexpected(&reply),
+    };
+    let path = format!("/jobs/{job}/savepoints/{}", triggered.request);
+    loop {
+        let reply = match request(rest, Method::GET, &path, Vec::new()) {
+            Ok(reply) if reply.status == 200 => reply,
+            Ok(reply) => return unexpected(&reply),
+            Err(code) => return code,
+        };
+        let details = match document::<SavepointDetails>(&reply) {
+            Ok(details) => details,
+            Err(code) => return code,
+        };
+        match details.state.as_str() {
+            "in-progress" => std::thread::sleep(SAVEPOINT_POLL),
+            "completed" => {
+                // The path alone on standard output, for scripts; the rest on standard error.
+                println!("{}", details.path.as_deref().unwrap_or_default());
+                let checkpoint = details.checkpoint.unwrap_or_default();
+                let then = if stop { "; the job stops" } else { "" };
+                eprintln!(
+                    "savepoint of {job} written (checkpoint {checkpoint}, {} bytes){then}",
+                    details.bytes
+                );
+                return ExitCode::SUCCESS;
+            }
+            _ => {
+                let why = details.error.as_deref().unwrap_or("no reason given");
+                eprintln!("error: the savepoint of {job} failed: {why}");
+                return ExitCode::FAILURE;
+            }
+        }
     }
 }
 

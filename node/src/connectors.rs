@@ -450,12 +450,14 @@ pub struct FileSink {
     pending: Arc<Mutex<Vec<PendingFile>>>,
 }
 
-/// What a file sink's checkpoint records: the checkpoint, and the checkpoints whose pending part
-/// files were not committed yet when it was taken.
+/// What a file sink's checkpoint records: the checkpoint, the checkpoints whose pending part
+/// files were not committed yet when it was taken, and the job whose name those files carry (a
+/// job resumed from a savepoint is another job than the one that wrote them).
 #[derive(serde::Serialize, serde::Deserialize)]
 struct FileSinkHandle {
     checkpoint: u64,
     pending: Vec<u64>,
+    job: String,
 }
 
 impl FileSink {
@@ -512,23 +514,24 @@ impl FileSink {
         Ok(())
     }
 
-    fn pending_file(&self, checkpoint: u64) -> PendingFile {
+    /// This subtask's pending file of `checkpoint`, as job `job` names it.
+    fn pending_file(&self, job: &str, checkpoint: u64) -> PendingFile {
         let (dir, ext, index) = (Path::new(&self.config.path), self.config.format.name(), self.index);
         PendingFile {
             sink: self.name.clone(),
             index,
             checkpoint,
-            pending: dir.join(format!(".part-{index}-{checkpoint}.{ext}.{}.pending", self.job)),
+            pending: dir.join(format!(".part-{index}-{checkpoint}.{ext}.{job}.pending")),
             target: dir.join(format!("part-{index}-{checkpoint}.{ext}")),
         }
     }
 
-    /// Deletes this subtask's pending files of checkpoints after `checkpoint`.
-    fn discard_pending_after(&self, checkpoint: u64) {
+    /// Deletes this subtask's pending files of job `job` of checkpoints after `checkpoint`.
+    fn discard_pending_after(&self, job: &str, checkpoint: u64) {
         let (dir, ext, index) = (Path::new(&self.config.path), self.config.format.name(), self.index);
         let Ok(entries) = fs::read_dir(dir) else { return };
         let prefix = format!(".part-{index}-");
-        let suffix = format!(".{ext}.{}.pending", self.job);
+        let suffix = format!(".{ext}.{job}.pending");
         for entry in entries.flatten() {
             let name = entry.file_name();
             let Some(id) = name.to_str().and_then(|n| n.strip_prefix(&prefix)?.strip_suffix(&suffix)) else {
@@ -556,7 +559,7 @@ impl SinkWriter for FileSink {
             let file =
                 writer.into_inner().map_err(|e| format!("{}: {}", self.staging.display(), e.error()))?;
             file.sync_all().map_err(|e| format!("{}: {e}", self.staging.display()))?;
-            let pending = self.pending_file(checkpoint.0);
+            let pending = self.pending_file(&self.job, checkpoint.0);
             fs::rename(&self.staging, &pending.pending)
                 .map_err(|e| format!("cannot pre-commit {}: {e}", pending.pending.display()))?;
             self.pending.lock().map_err(|_| "a sink panicked")?.push(pending);
@@ -569,6 +572,7 @@ impl SinkWriter for FileSink {
         Ok(rivulet_core::state::snapshot::encode_state(&FileSinkHandle {
             checkpoint: checkpoint.0,
             pending: mine,
+            job: self.job.clone(),
         }))
     }
 
@@ -580,9 +584,15 @@ impl SinkWriter for FileSink {
     fn restore(&mut self, handle: &[u8]) -> Result<(), String> {
         let handle: FileSinkHandle = rivulet_core::state::snapshot::decode_state(handle, "file sink")?;
         for &checkpoint in &handle.pending {
-            self.pending_file(checkpoint).commit()?;
+            self.pending_file(&handle.job, checkpoint).commit()?;
         }
-        self.discard_pending_after(handle.checkpoint);
+        // Later pending files of the job that wrote the checkpoint (another one, for a job
+        // resumed from a savepoint) and of this job's earlier attempts hold records the restored
+        // job writes again.
+        self.discard_pending_after(&handle.job, handle.checkpoint);
+        if handle.job != self.job {
+            self.discard_pending_after(&self.job, handle.checkpoint);
+        }
         Ok(())
     }
 

@@ -7,6 +7,7 @@
 //!   a JobManager and TaskManagers on threads, connected in memory;
 //! - [`alignment`] keeps the splits of a source together in event time across those threads;
 //! - [`net`] is the network layer: the runtime seam, smol over TCP, the connection handshake;
+//! - [`savepoint_file`] writes and reads savepoint files;
 //! - [`connectors`] supplies the I/O connectors (files, stdout) the core cannot have;
 //! - [`progress`] turns counters into the live progress line and the final summary.
 
@@ -20,3 +21,4 @@ pub mod local_cluster;
 pub mod net;
 pub mod progress;
 pub mod rest;
+pub mod savepoint_file;

@@ -23,6 +23,7 @@
 
 use crate::checkpoint_store::{CheckpointStore, MemoryStore};
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
@@ -310,6 +311,11 @@ impl<C: Fn() -> Instant> JobManagerHost<C> {
                 }
                 // One process: the job ends with it, nothing takes it over.
                 JmOutput::PersistJob(_) => {}
+                JmOutput::WriteSavepoint { job, request, directory, file_name, bytes } => {
+                    let written =
+                        crate::savepoint_file::write_savepoint(Path::new(&directory), &file_name, &bytes);
+                    self.jm.handle_savepoint_written((self.clock)(), job, request, written);
+                }
                 JmOutput::CheckpointAborted { job, checkpoint, reason } => {
                     tracing::info!(%job, %checkpoint, %reason, "checkpoint aborted");
                 }

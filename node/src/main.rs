@@ -76,6 +76,10 @@ enum Command {
         /// Default parallelism of the job's operators (overrides the file's [job] parallelism).
         #[arg(short, long, value_parser = clap::value_parser!(u16).range(1..=i64::from(PARALLELISM_MAX)))]
         parallelism: Option<u16>,
+        /// Resume the job from this savepoint file (a path on the JobManager's machine; a
+        /// relative one is taken from the current directory).
+        #[arg(long, value_name = "PATH")]
+        from_savepoint: Option<PathBuf>,
         #[command(flatten)]
         client: ClientArgs,
     },
@@ -95,6 +99,34 @@ enum Command {
     Cancel {
         /// The job id (`3` or `job-3`).
         job: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Stop a running job. Without --savepoint it drains: its sources end their input, every
+    /// window fires, sinks commit, and the job finishes. With --savepoint it takes a savepoint,
+    /// prints the file's path, and stops the job right after it (the output up to the savepoint
+    /// committed, nothing after it), to be resumed with `submit --from-savepoint`.
+    Stop {
+        /// The job id (`3` or `job-3`).
+        job: String,
+        /// Take a savepoint and stop the job after it instead of draining.
+        #[arg(long)]
+        savepoint: bool,
+        /// The savepoint's directory on the JobManager's machine (with --savepoint; a relative
+        /// one is taken from the current directory). Default: the JobManager's, under its
+        /// --data-dir.
+        #[arg(requires = "savepoint")]
+        dir: Option<PathBuf>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Take a savepoint of a running job and print its file's path; the job runs on.
+    Savepoint {
+        /// The job id (`3` or `job-3`).
+        job: String,
+        /// The directory on the JobManager's machine (a relative one is taken from the current
+        /// directory). Default: the JobManager's, under its --data-dir.
+        dir: Option<PathBuf>,
         #[command(flatten)]
         client: ClientArgs,
     },
@@ -118,10 +150,19 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Jobmanager(args) => cluster_cli::job_manager(&args),
         Command::Taskmanager(args) => cluster_cli::task_manager(&args),
-        Command::Submit { job, parallelism, client } => cluster_cli::submit(&client.rest, &job, parallelism),
+        Command::Submit { job, parallelism, from_savepoint, client } => {
+            cluster_cli::submit(&client.rest, &job, parallelism, from_savepoint.as_deref())
+        }
         Command::List { client } => cluster_cli::list(&client.rest),
         Command::Status { job, client } => cluster_cli::status(&client.rest, &job),
         Command::Cancel { job, client } => cluster_cli::cancel(&client.rest, &job),
+        Command::Stop { job, savepoint: false, client, .. } => cluster_cli::stop(&client.rest, &job),
+        Command::Stop { job, savepoint: true, dir, client } => {
+            cluster_cli::savepoint(&client.rest, &job, dir.as_deref(), true)
+        }
+        Command::Savepoint { job, dir, client } => {
+            cluster_cli::savepoint(&client.rest, &job, dir.as_deref(), false)
+        }
         Command::Taskmanagers { client } => cluster_cli::task_managers(&client.rest),
         Command::Validate { job, parallelism } => match load(&job, parallelism) {
             Ok((_, graph)) => {

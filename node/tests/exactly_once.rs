@@ -5,13 +5,16 @@
 //! resumes from the latest completed checkpoint, so the visible part files must hold every window
 //! once, with exactly the generator's count and sum.
 //!
-//! The cluster has no drain-stop (`JobManager::stop`, which ends the sources as `StopSources`
-//! does, is reachable only from the embedded `rivulet run`'s Ctrl-C; the REST API and the CLI
-//! offer `cancel` alone). So the unbounded job is cancelled, and its committed output (the part
-//! files of completed checkpoints) is checked: per key, a gap-free run of windows from the
-//! first, each exact. A bounded twin of the job plays the drain's part: its source ends, the final
-//! watermark fires every window, and the finished job publishes the rest; there every window of
+//! The unbounded job is then stopped with `rivulet stop` (a drain: its sources end their input,
+//! the final watermark fires every open window, and the finished job publishes the rest): per
+//! key, a gap-free run of windows from the first must be there, once, each exact but the last
+//! ones, which the stop cut short. A bounded twin of the job ends by itself; there every window of
 //! the whole input must be there, once, exact.
+//!
+//! Savepoints: a job is stopped with `rivulet stop --savepoint` (its committed output is then
+//! exactly the savepoint's, a gap-free run of exact windows), resumed with `rivulet submit
+//! --from-savepoint` as a new job writing into the same directory, and drained: together the two
+//! jobs' output holds every window once.
 
 mod common;
 
@@ -231,6 +234,36 @@ impl Cluster {
         let out = rivulet(&["submit", job_file.to_str().unwrap(), "--rest", &self.rest]);
         assert!(out.status.success(), "rivulet submit: {}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    fn submit_from_savepoint(&self, job_file: &Path, savepoint: &str) -> String {
+        let job_file = job_file.to_str().unwrap();
+        let out = rivulet(&["submit", "--from-savepoint", savepoint, job_file, "--rest", &self.rest]);
+        assert!(
+            out.status.success(),
+            "rivulet submit --from-savepoint: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    /// `rivulet savepoint JOB DIR` or `rivulet stop --savepoint JOB DIR`: the savepoint's path.
+    fn savepoint(&self, job: &str, dir: &Path, stop: bool) -> String {
+        let dir = dir.to_str().unwrap();
+        let args: &[&str] = if stop { &["stop", "--savepoint", job, dir] } else { &["savepoint", job, dir] };
+        let out =
+            Command::new(RIVULET).args(args).args(["--rest", &self.rest]).output().expect("rivulet runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "rivulet {args:?}: {stderr}");
+        let path = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        assert!(Path::new(&path).is_file(), "{path} is a savepoint file ({stderr})");
+        path
+    }
+
+    /// `rivulet stop JOB`: a drain.
+    fn stop(&self, job: &str) {
+        let out = rivulet(&["stop", job, "--rest", &self.rest]);
+        assert!(out.status.success(), "rivulet stop: {}", String::from_utf8_lossy(&out.stderr));
     }
 
     fn status(&self, job: &str) -> Status {
@@ -533,6 +566,58 @@ fn check_windows(
     );
 }
 
+/// The windows per key of `windows`: one more than the largest window index seen.
+fn windows_per_key(windows: &BTreeMap<(u64, i64), WindowResult>) -> BTreeMap<u64, u64> {
+    let mut per_key: BTreeMap<u64, u64> = (0..KEYS).map(|k| (k, 0)).collect();
+    for &(key, start) in windows.keys() {
+        let w = per_key.entry(key).or_default();
+        *w = (*w).max((start / WINDOW_MS) as u64 + 1);
+    }
+    per_key
+}
+
+/// Checks the output of a drained unbounded job: per key, windows `0..w` without a gap, each
+/// exact except the last two, which the stop may have cut short (the sources' blocks interleave,
+/// so the two source subtasks stop a little apart): those hold at most the full window.
+fn check_drained(dir: &Path, windows: &BTreeMap<(u64, i64), WindowResult>, context: &str) {
+    let per_key = windows_per_key(windows);
+    assert!(per_key.values().all(|&w| w > 0), "every key has windows: {per_key:?}");
+    let mut exact = BTreeMap::new();
+    let mut problems = Vec::new();
+    for (&key, &w) in &per_key {
+        for i in w.saturating_sub(2)..w {
+            let start = i as i64 * WINDOW_MS;
+            let (n, total) = expected_window(key, i, None);
+            if let Some(r) = windows.get(&(key, start)) {
+                if r.n > n || r.total > total || r.n == 0 {
+                    problems.push(format!(
+                        "key {key} window {start}: n={} total={} in {}, more than the full n={n} total={total}",
+                        r.n, r.total, r.file
+                    ));
+                }
+            }
+        }
+        exact.insert(key, w.saturating_sub(2));
+    }
+    assert!(problems.is_empty(), "{context}\n{}", problems.join("\n"));
+    let cut: BTreeMap<(u64, i64), WindowResult> = windows
+        .iter()
+        .filter(|((key, start), _)| ((*start / WINDOW_MS) as u64) < exact[key])
+        .map(|(k, r)| (*k, WindowResult { n: r.n, total: r.total, file: r.file.clone() }))
+        .collect();
+    // The windows before the last two: present, once, exact.
+    check_windows(dir, &cut, &exact, None, context);
+    // And the last two present too (a gap there is lost output).
+    for (&key, &w) in &per_key {
+        for i in w.saturating_sub(2)..w {
+            assert!(
+                windows.contains_key(&(key, i as i64 * WINDOW_MS)),
+                "key {key} window {i} missing: {context}"
+            );
+        }
+    }
+}
+
 fn serial() -> std::sync::MutexGuard<'static, ()> {
     ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
@@ -564,37 +649,101 @@ fn an_unbounded_job_commits_every_window_once_through_task_manager_kills() {
     let dir = tempfile::tempdir().unwrap();
     let (cluster, job, out_dir) = run_with_kills(dir.path(), None, KILLS_UNBOUNDED);
 
-    let out = rivulet(&["cancel", &job, "--rest", &cluster.rest]);
-    assert!(out.status.success(), "rivulet cancel: {}", String::from_utf8_lossy(&out.stderr));
+    cluster.stop(&job);
+    let status = cluster.wait_for_end(&job);
+    assert_eq!(status.state, "finished", "a drained job finishes:\n{}", status.text);
+    assert!(status.attempt as usize >= KILLS_UNBOUNDED, "every kill restarted the job:\n{}", status.text);
+    wait_for_final_parts(&out_dir);
+    let windows = read_windows(&out_dir);
+    eprintln!(
+        "{} windows in {} part files; windows per key {:?}",
+        windows.len(),
+        visible_parts(&out_dir).len(),
+        windows_per_key(&windows)
+    );
+    check_drained(&out_dir, &windows, &format!("after stopping {job}:\n{}", status.text));
+}
+
+/// Waits until the TaskManagers have published both sink subtasks' final parts (once they hear
+/// that the job finished).
+fn wait_for_final_parts(out_dir: &Path) {
+    wait_for(
+        "the final parts to be published",
+        || {
+            let parts = visible_parts(out_dir);
+            (0..2).all(|i| parts.iter().any(|p| p.0 == format!("part-{i}.jsonl"))).then_some(())
+        },
+        || format!("{:?}", all_files(out_dir)),
+    );
+}
+
+#[test]
+fn a_job_stopped_with_a_savepoint_resumes_from_it_as_a_new_job_with_every_window_once() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let (cluster, job, out_dir) = run_with_kills(dir.path(), None, 1);
+    let savepoints = dir.path().join("savepoints");
+
+    // A savepoint leaves the job running.
+    let first = cluster.savepoint(&job, &savepoints, false);
+    assert!(cluster.status(&job).running(), "the job runs on after a savepoint");
+    let committed = last_committed_checkpoint(&out_dir);
+    wait_for(
+        "a checkpoint after the savepoint",
+        || (last_committed_checkpoint(&out_dir) > committed).then_some(()),
+        || cluster.status(&job).text,
+    );
+
+    // Stopping with a savepoint: the output is exactly the savepoint's.
+    let second = cluster.savepoint(&job, &savepoints, true);
+    assert_ne!(first, second);
     let status = cluster.wait_for_end(&job);
     assert_eq!(status.state, "canceled", "{}", status.text);
-    assert!(status.attempt as usize >= KILLS_UNBOUNDED, "every kill restarted the job:\n{}", status.text);
-
-    // Only committed checkpoints are visible: a cancelled job publishes nothing else.
+    assert!(status.text.contains(&second), "the status names the savepoint:\n{}", status.text);
     let parts = visible_parts(&out_dir);
-    assert!(parts.iter().all(|p| p.1.is_some()), "a cancelled job published a final part: {parts:?}");
+    assert!(parts.iter().all(|p| p.1.is_some()), "a stopped job published no final part: {parts:?}");
     let windows = read_windows(&out_dir);
-    // Per key, the committed windows are the first ones, without a gap (a sink subtask commits
-    // its checkpoints in order, and a key's windows fire in order).
-    let mut windows_per_key: BTreeMap<u64, u64> = (0..KEYS).map(|k| (k, 0)).collect();
-    for &(key, start) in windows.keys() {
-        let w = windows_per_key.entry(key).or_default();
-        *w = (*w).max((start / WINDOW_MS) as u64 + 1);
-    }
-    eprintln!(
-        "{} windows committed in {} part files; windows per key {:?}",
-        windows.len(),
-        parts.len(),
-        windows_per_key
+    let at_savepoint = windows_per_key(&windows);
+    check_windows(&out_dir, &windows, &at_savepoint, None, &format!("after stopping {job} at {second}"));
+
+    // A new job resumes from the savepoint, writes into the same directory, and is drained.
+    let job_path = dir.path().join("job.toml");
+    let resumed = cluster.submit_from_savepoint(&job_path, &second);
+    assert_ne!(resumed, job);
+    let committed = last_committed_checkpoint(&out_dir);
+    wait_for(
+        "the resumed job to commit a checkpoint",
+        || {
+            (cluster.status(&resumed).running() && last_committed_checkpoint(&out_dir) > committed)
+                .then_some(())
+        },
+        || cluster.status(&resumed).text,
     );
-    assert!(windows_per_key.values().all(|&w| w > 0), "every key has committed windows: {windows_per_key:?}");
-    check_windows(
-        &out_dir,
-        &windows,
-        &windows_per_key,
-        None,
-        &format!("after cancelling {job}:\n{}", status.text),
+    let status = cluster.status(&resumed);
+    // `savepoint-job-1-6.rvsp`: the savepoint is checkpoint 6.
+    let savepoint_checkpoint: u64 = (second.rsplit_once('-').and_then(|(_, n)| n.strip_suffix(".rvsp")))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{second}: no checkpoint in the savepoint's name"));
+    assert!(
+        parts.iter().filter_map(|p| p.1).all(|c| c <= savepoint_checkpoint),
+        "nothing after the savepoint: {parts:?}"
     );
+    assert!(
+        status.text.contains(&format!("restored from {savepoint_checkpoint}")),
+        "the resumed job restored checkpoint {savepoint_checkpoint}:\n{}",
+        status.text
+    );
+    cluster.stop(&resumed);
+    let status = cluster.wait_for_end(&resumed);
+    assert_eq!(status.state, "finished", "{}", status.text);
+    wait_for_final_parts(&out_dir);
+    let windows = read_windows(&out_dir);
+    let after = windows_per_key(&windows);
+    assert!(
+        after.iter().all(|(k, w)| *w > at_savepoint[k]),
+        "the resumed job went on: {at_savepoint:?} → {after:?}"
+    );
+    check_drained(&out_dir, &windows, &format!("after resuming from {second} and stopping {resumed}"));
 }
 
 #[test]
@@ -606,15 +755,7 @@ fn a_bounded_job_finishes_with_every_window_once_through_task_manager_kills() {
     let status = cluster.wait_for_end(&job);
     assert_eq!(status.state, "finished", "{}", status.text);
     assert!(status.attempt as usize >= KILLS_BOUNDED, "every kill restarted the job:\n{}", status.text);
-    // The TaskManagers publish the final parts once they hear that the job ended.
-    wait_for(
-        "the final parts to be published",
-        || {
-            let parts = visible_parts(&out_dir);
-            (0..2).all(|i| parts.iter().any(|p| p.0 == format!("part-{i}.jsonl"))).then_some(())
-        },
-        || format!("{:?}", all_files(&out_dir)),
-    );
+    wait_for_final_parts(&out_dir);
     let windows = read_windows(&out_dir);
     let windows_per_key: BTreeMap<u64, u64> =
         (0..KEYS).map(|k| (k, BOUNDED_COUNT.div_ceil(WINDOW_RECORDS))).collect();

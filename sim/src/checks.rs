@@ -149,6 +149,8 @@ mod tests {
             subtasks: Vec::new(),
             vertices: vec![("src".to_owned(), metrics)],
             waiting_for: Vec::new(),
+            checkpoints: None,
+            savepoints: Vec::new(),
         }
     }
 

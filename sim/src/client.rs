@@ -83,7 +83,11 @@ pub async fn run_client(
 ) -> Result<(), String> {
     let mut client = connect(rt).await?;
     wait_for_task_managers(rt, &mut client).await?;
-    let submit = ClientRequest::Submit { job_file: plan.job_file.clone(), parallelism: plan.parallelism };
+    let submit = ClientRequest::Submit {
+        job_file: plan.job_file.clone(),
+        parallelism: plan.parallelism,
+        from_savepoint: None,
+    };
     let job = match request(&mut client, &submit).await? {
         ClientResponse::Submitted { job } => job,
         other => return Err(format!("submitted the job, got {other:?}")),

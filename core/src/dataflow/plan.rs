@@ -156,6 +156,15 @@ impl ExecutionPlan {
         assert!(producers.iter().flatten().all(|&n| n == 1), "a channel without exactly one producer");
     }
 
+    /// Each chain's name: its vertices' names, head first, joined by ` -> `.
+    pub fn chain_names(&self, graph: &JobGraph) -> Vec<String> {
+        (self.chains.iter())
+            .map(|c| {
+                c.vertices.iter().map(|&v| graph.vertex(v).name.as_str()).collect::<Vec<_>>().join(" -> ")
+            })
+            .collect()
+    }
+
     /// The chain a vertex runs in.
     pub fn chain_of(&self, vertex: VertexId) -> usize {
         self.chains.iter().position(|c| c.vertices.contains(&vertex)).expect("every vertex is in a chain")

@@ -14,6 +14,13 @@
 //! A checkpoint that a subtask declines, whose `timeout` passes, or whose attempt fails is
 //! aborted; its snapshots are dropped.
 //!
+//! A **savepoint** is a checkpoint triggered on request ([`CheckpointCoordinator::request_savepoint`])
+//! rather than by the interval: it goes as soon as the attempt runs and no checkpoint is in
+//! flight (ignoring `min_pause`), is completed, made durable and committed like any other, and
+//! then reported ([`Step::SavepointCompleted`], or [`Step::SavepointFailed`] if it is aborted or
+//! the attempt does not run within `timeout`). A job without `[job.checkpoints]` has a
+//! coordinator too, one that takes savepoints only.
+//!
 //! Snapshot chunks are untrusted: chunks for another checkpoint or attempt, for an unknown
 //! subtask, out of order or over the size limit are counted and ignored (an ignored chunk leaves
 //! the checkpoint incomplete, so it times out).
@@ -61,6 +68,12 @@ pub enum Step {
         checkpoint: CheckpointId,
         reason: String,
     },
+    /// The requested savepoint is this checkpoint, now durable and committed.
+    SavepointCompleted(Arc<CompletedCheckpoint>),
+    /// The requested savepoint was not taken.
+    SavepointFailed {
+        reason: String,
+    },
 }
 
 /// Counters of the coordinator's work, and of input it ignored.
@@ -84,19 +97,28 @@ struct Pending {
     snapshots: Vec<Option<Vec<u8>>>,
     /// All acknowledged; waiting for the driver's durable write.
     persisting: bool,
+    /// Triggered for a savepoint request.
+    savepoint: bool,
 }
 
 #[derive(Debug)]
 pub struct CheckpointCoordinator {
     config: CheckpointConfig,
+    /// Whether checkpoints are triggered every `interval` (the job has `[job.checkpoints]`), or
+    /// only for savepoints.
+    periodic: bool,
     subtasks: usize,
     next_id: CheckpointId,
     pending: Option<Pending>,
     /// The latest completed (durable) checkpoint, and the one before it.
     latest: Option<Arc<CompletedCheckpoint>>,
     previous: Option<Arc<CompletedCheckpoint>>,
-    /// When the next checkpoint may be triggered, while the attempt runs.
+    /// Whether the current attempt runs (every subtask Running).
+    running: bool,
+    /// When the next periodic checkpoint is due, while the attempt runs.
     next_trigger_at: Option<Instant>,
+    /// When a savepoint not yet triggered was requested.
+    savepoint_requested_at: Option<Instant>,
     counters: CheckpointCounters,
     /// The durations (trigger to durable) of the last `RECENT_DURATIONS_MAX` completed checkpoints.
     recent_durations_ms: std::collections::VecDeque<u64>,
@@ -106,18 +128,31 @@ pub struct CheckpointCoordinator {
 pub const RECENT_DURATIONS_MAX: usize = 64;
 
 impl CheckpointCoordinator {
-    /// A coordinator for a job of `subtasks` subtasks; `latest` is the checkpoint the job was
-    /// recovered with (after a JobManager restart or from a savepoint), ids continue after it.
-    pub fn new(config: CheckpointConfig, subtasks: usize, latest: Option<Arc<CompletedCheckpoint>>) -> Self {
+    /// A coordinator for a job of `subtasks` subtasks, taking checkpoints as `config` says, or
+    /// savepoints only without one; `latest` is the checkpoint the job was recovered with (after a
+    /// JobManager restart or from a savepoint), ids continue after it.
+    pub fn new(
+        config: Option<CheckpointConfig>,
+        subtasks: usize,
+        latest: Option<Arc<CompletedCheckpoint>>,
+    ) -> Self {
         let next_id = CheckpointId(latest.as_ref().map_or(1, |c| c.id.0 + 1));
+        let periodic = config.is_some();
+        let config = config.unwrap_or(CheckpointConfig {
+            retained: 1,
+            ..CheckpointConfig::every(CheckpointConfig::TIMEOUT_DEFAULT)
+        });
         CheckpointCoordinator {
             config,
+            periodic,
             subtasks,
             next_id,
             pending: None,
             latest,
             previous: None,
+            running: false,
             next_trigger_at: None,
+            savepoint_requested_at: None,
             counters: CheckpointCounters::default(),
             recent_durations_ms: std::collections::VecDeque::new(),
         }
@@ -125,6 +160,26 @@ impl CheckpointCoordinator {
 
     pub fn config(&self) -> &CheckpointConfig {
         &self.config
+    }
+
+    /// Whether checkpoints are taken every interval, not only for savepoints.
+    pub fn is_periodic(&self) -> bool {
+        self.periodic
+    }
+
+    /// Asks for a savepoint: a checkpoint triggered as soon as the attempt runs and no other is
+    /// in flight. One savepoint at a time.
+    pub fn request_savepoint(&mut self, now: Instant) -> Result<(), &'static str> {
+        if self.savepoint_requested_at.is_some() || self.pending.as_ref().is_some_and(|p| p.savepoint) {
+            return Err("a savepoint of the job is already in progress");
+        }
+        self.savepoint_requested_at = Some(now);
+        Ok(())
+    }
+
+    /// Whether a completed checkpoint is being made durable.
+    pub fn persisting(&self) -> bool {
+        self.pending.as_ref().is_some_and(|p| p.persisting)
     }
 
     pub fn counters(&self) -> CheckpointCounters {
@@ -161,13 +216,12 @@ impl CheckpointCoordinator {
             if p.attempt != attempt || (!running && !p.persisting) {
                 let reason =
                     if p.attempt != attempt { "its attempt ended" } else { "a subtask is no longer running" };
-                self.abort(reason, steps);
+                self.abort(now, reason, steps);
             }
         }
-        match (running, self.next_trigger_at) {
-            (true, None) => self.next_trigger_at = Some(now + self.config.interval),
-            (false, _) => self.next_trigger_at = None,
-            (true, Some(_)) => {}
+        if running != self.running {
+            self.running = running;
+            self.next_trigger_at = (running && self.periodic).then(|| now + self.config.interval);
         }
     }
 
@@ -176,22 +230,37 @@ impl CheckpointCoordinator {
         match &self.pending {
             Some(p) if !p.persisting => Some(p.triggered_at + self.config.timeout),
             Some(_) => None,
-            None => self.next_trigger_at,
+            None if self.running => self.next_trigger_at.into_iter().chain(self.savepoint_requested_at).min(),
+            // A savepoint waiting for the attempt to run gives up after the timeout.
+            None => self.savepoint_requested_at.map(|at| at + self.config.timeout),
         }
     }
 
-    /// Triggers a checkpoint that is due, or aborts one that timed out.
+    /// Triggers a checkpoint or savepoint that is due, or aborts one that timed out.
     pub fn handle_timeout(&mut self, now: Instant, attempt: AttemptId, steps: &mut Vec<Step>) {
         if let Some(p) = &self.pending {
             if !p.persisting && p.triggered_at + self.config.timeout <= now {
-                self.abort("it timed out", steps);
+                self.abort(now, "it timed out", steps);
             }
             return;
         }
-        if self.next_trigger_at.is_some_and(|at| at <= now) {
+        if !self.running {
+            if self.savepoint_requested_at.is_some_and(|at| at + self.config.timeout <= now) {
+                self.savepoint_requested_at = None;
+                let reason = format!("the job did not run within {:?}", self.config.timeout);
+                steps.push(Step::SavepointFailed { reason });
+            }
+            return;
+        }
+        let savepoint = self.savepoint_requested_at.is_some_and(|at| at <= now);
+        if savepoint || self.next_trigger_at.is_some_and(|at| at <= now) {
             let checkpoint = self.next_id;
             self.next_id = CheckpointId(checkpoint.0 + 1);
-            self.next_trigger_at = None;
+            if savepoint {
+                self.savepoint_requested_at = None;
+            } else {
+                self.next_trigger_at = None;
+            }
             self.pending = Some(Pending {
                 id: checkpoint,
                 attempt,
@@ -199,6 +268,7 @@ impl CheckpointCoordinator {
                 assemblies: BTreeMap::new(),
                 snapshots: vec![None; self.subtasks],
                 persisting: false,
+                savepoint,
             });
             self.counters.triggered += 1;
             steps.push(Step::Trigger { attempt, checkpoint });
@@ -250,6 +320,7 @@ impl CheckpointCoordinator {
     /// A subtask declined the checkpoint: it is aborted.
     pub fn handle_declined(
         &mut self,
+        now: Instant,
         attempt: AttemptId,
         checkpoint: CheckpointId,
         reason: &str,
@@ -257,7 +328,7 @@ impl CheckpointCoordinator {
     ) {
         if self.pending.as_ref().is_some_and(|p| p.id == checkpoint && p.attempt == attempt && !p.persisting)
         {
-            self.abort(&format!("a subtask declined it: {reason}"), steps);
+            self.abort(now, &format!("a subtask declined it: {reason}"), steps);
         }
     }
 
@@ -286,39 +357,50 @@ impl CheckpointCoordinator {
                     self.recent_durations_ms.pop_front();
                 }
                 self.recent_durations_ms.push_back(self.counters.last_duration_ms);
-                self.previous = self.latest.replace(completed);
-                let after_pause = now + self.config.min_pause;
-                let after_interval = pending.triggered_at + self.config.interval;
-                self.next_trigger_at = Some(after_pause.max(after_interval));
+                self.previous = self.latest.replace(completed.clone());
+                if self.periodic && self.running && self.next_trigger_at.is_none() {
+                    let after_pause = now + self.config.min_pause;
+                    let after_interval = pending.triggered_at + self.config.interval;
+                    self.next_trigger_at = Some(after_pause.max(after_interval));
+                }
                 steps.push(Step::Commit { attempt: pending.attempt, checkpoint });
+                if pending.savepoint {
+                    steps.push(Step::SavepointCompleted(completed));
+                }
             }
             Err(error) => {
                 self.pending = Some(pending);
-                self.abort(&format!("it could not be stored: {error}"), steps);
-                self.next_trigger_at = Some(now + self.config.interval);
+                self.abort(now, &format!("it could not be stored: {error}"), steps);
             }
         }
     }
 
-    fn abort(&mut self, reason: &str, steps: &mut Vec<Step>) {
+    /// Gives up the checkpoint in flight; the next periodic one is due an interval from now.
+    fn abort(&mut self, now: Instant, reason: &str, steps: &mut Vec<Step>) {
         let p = self.pending.take().expect("a checkpoint in flight");
         self.counters.aborted += 1;
-        steps.push(Step::Aborted {
-            checkpoint: p.id,
-            reason: format!("checkpoint {} aborted: {reason}", p.id.0),
-        });
+        let reason = format!("checkpoint {} aborted: {reason}", p.id.0);
+        if self.periodic && self.running && self.next_trigger_at.is_none() {
+            self.next_trigger_at = Some(now + self.config.interval);
+        }
+        if p.savepoint {
+            steps.push(Step::SavepointFailed { reason: reason.clone() });
+        }
+        steps.push(Step::Aborted { checkpoint: p.id, reason });
     }
 
     pub fn assert_invariants(&self) {
         if let Some(p) = &self.pending {
             assert!(p.id < self.next_id, "a pending checkpoint's id was handed out");
             assert!(self.latest.as_ref().is_none_or(|l| l.id < p.id), "ids only grow");
-            assert!(self.next_trigger_at.is_none(), "one checkpoint at a time");
+            assert!(!p.savepoint || self.savepoint_requested_at.is_none(), "one savepoint at a time");
             assert_eq!(p.snapshots.len(), self.subtasks);
         }
         if let (Some(l), Some(prev)) = (&self.latest, &self.previous) {
             assert!(prev.id < l.id);
         }
+        assert!(self.periodic || self.next_trigger_at.is_none(), "no periodic checkpoints without a config");
+        assert!(self.running || self.next_trigger_at.is_none(), "checkpoints only while the attempt runs");
         assert!(self
             .latest
             .as_ref()

@@ -24,10 +24,11 @@ use crate::jobmanager::job_master::{self, JobMaster, JobState, JobStatus, Placem
 use crate::jobmanager::resource_manager::{
     self, ResourceManager, ResourceManagerConfig, SlotRequest, SlotRequestId, TaskManagerStatus,
 };
-use crate::limits::FINISHED_JOBS_MAX;
+use crate::limits::{FINISHED_JOBS_MAX, SAVEPOINTS_KEPT_MAX};
 use crate::protocol::messages::{
     Deployment, SnapshotChunk, SubtaskLocation, SubtaskMetrics, TaskStateReport, ToJobManager, ToTaskManager,
 };
+use crate::state::savepoint::{encode_savepoint, Savepoint};
 use crate::time::Instant;
 
 /// An effect of the JobManager for its driver.
@@ -47,6 +48,10 @@ pub enum Output {
     PersistCheckpoint { job: JobId, checkpoint: Arc<CompletedCheckpoint>, retained: u16 },
     /// A checkpoint of the job was given up; anything stored for it can go.
     CheckpointAborted { job: JobId, checkpoint: CheckpointId, reason: String },
+    /// Write savepoint `request` of the job: `bytes` (a savepoint file) into `directory` (an
+    /// absolute path on the JobManager's machine) as `file_name`, durably, then call
+    /// [`JobManager::handle_savepoint_written`].
+    WriteSavepoint { job: JobId, request: u64, directory: String, file_name: String, bytes: Vec<u8> },
     /// Record (or update) a running job durably before carrying out the outputs after this one:
     /// a JobManager restarted on the same store takes the job over ([`JobManager::recover`]).
     PersistJob(JobRecord),
@@ -96,6 +101,58 @@ pub struct JobOverview {
     /// The slot requests of the current attempt the cluster has not granted yet: what the job is
     /// waiting for (empty once it is deployed, and for an ended job).
     pub waiting_for: Vec<SlotWait>,
+    /// Its most recent savepoint requests, oldest first.
+    pub savepoints: Vec<SavepointStatus>,
+}
+
+/// A savepoint asked of a job, and how far it got.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SavepointStatus {
+    /// The job's savepoint requests are numbered from 1.
+    pub request: u64,
+    /// Where its file goes (absolute, on the JobManager's machine).
+    pub directory: String,
+    /// The job stops once the savepoint is written (`rivulet stop --savepoint`).
+    pub stop: bool,
+    pub state: SavepointState,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SavepointState {
+    /// Asked for; its checkpoint is not complete yet.
+    Triggered,
+    /// Its checkpoint is complete and committed; its file (`bytes` long) is being written.
+    Writing {
+        checkpoint: CheckpointId,
+        bytes: u64,
+    },
+    Completed {
+        checkpoint: CheckpointId,
+        path: String,
+        bytes: u64,
+    },
+    Failed {
+        cause: String,
+    },
+}
+
+impl SavepointState {
+    pub fn name(&self) -> &'static str {
+        match self {
+            SavepointState::Triggered | SavepointState::Writing { .. } => "in-progress",
+            SavepointState::Completed { .. } => "completed",
+            SavepointState::Failed { .. } => "failed",
+        }
+    }
+}
+
+/// Why a savepoint was not asked of a job.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SavepointRefused {
+    #[error("no running job {0}")]
+    UnknownJob(JobId),
+    #[error("no savepoint of {job}: {reason}")]
+    Refused { job: JobId, reason: String },
 }
 
 /// Slots a job waits for: `slots` of them at once, on TaskManagers whose labels include
@@ -122,6 +179,8 @@ struct RunningJob {
     stopping: bool,
     /// The attempt last recorded with [`Output::PersistJob`].
     recorded_attempt: Option<AttemptId>,
+    /// The most recent savepoint requests (at most `SAVEPOINTS_KEPT_MAX`), oldest first.
+    savepoints: VecDeque<SavepointStatus>,
 }
 
 impl RunningJob {
@@ -216,6 +275,7 @@ impl JobManager {
             requests: BTreeMap::new(),
             stopping: false,
             recorded_attempt: None,
+            savepoints: VecDeque::new(),
         };
         self.jobs.insert(job, entry);
         self.route(now);
@@ -249,6 +309,92 @@ impl JobManager {
             results.push((record.job, result));
         }
         results
+    }
+
+    /// Submits a job file's text to resume from `savepoint`: its first attempt restores every
+    /// subtask from the savepoint's snapshots and its sources replay from the positions recorded
+    /// there. The job's plan must have the savepoint's shape; the error says where it differs.
+    /// The savepoint is recorded as the job's first checkpoint, so a JobManager restarted before
+    /// the job completes one of its own resumes it from the savepoint too.
+    pub fn submit_from_savepoint(
+        &mut self,
+        now: Instant,
+        job_file: &str,
+        parallelism: Option<u16>,
+        savepoint: Savepoint,
+    ) -> Result<JobId, String> {
+        self.advance(now);
+        let mut graph = parse_job(job_file, &ParseOptions { parallelism }).map_err(|e| e.to_string())?;
+        savepoint.check_plan(&graph).map_err(|e| format!("the job cannot resume from the savepoint: {e}"))?;
+        if !graph.restart_given {
+            graph.restart = self.config.restart_default.clone();
+        }
+        let retained = graph.checkpoints.map_or(1, |c| c.retained);
+        let job = JobId(self.next_job);
+        self.next_job += 1;
+        let from = savepoint.into_checkpoint(now);
+        let master = JobMaster::recover(job, graph, now, Some(from.clone()), None);
+        self.insert_job(now, master, job_file, parallelism);
+        self.outbox.push_back(Output::PersistCheckpoint { job, checkpoint: from, retained });
+        Ok(job)
+    }
+
+    /// Asks a running job for a savepoint into `directory` (absolute, on this JobManager's
+    /// machine); with `stop`, the job is stopped once it is written (its output up to the
+    /// savepoint committed, nothing after it). Returns the request's number, for
+    /// [`JobManager::job`]'s `savepoints`.
+    pub fn savepoint(
+        &mut self,
+        now: Instant,
+        job: JobId,
+        directory: String,
+        stop: bool,
+    ) -> Result<u64, SavepointRefused> {
+        self.advance(now);
+        let entry = self.jobs.get_mut(&job).ok_or(SavepointRefused::UnknownJob(job))?;
+        if entry.stopping {
+            let reason = "it is being stopped".to_owned();
+            return Err(SavepointRefused::Refused { job, reason });
+        }
+        entry.master.request_savepoint(now).map_err(|reason| SavepointRefused::Refused { job, reason })?;
+        let request = entry.savepoints.back().map_or(1, |s| s.request + 1);
+        if entry.savepoints.len() == SAVEPOINTS_KEPT_MAX {
+            entry.savepoints.pop_front();
+        }
+        entry.savepoints.push_back(SavepointStatus {
+            request,
+            directory,
+            stop,
+            state: SavepointState::Triggered,
+        });
+        self.route(now);
+        Ok(request)
+    }
+
+    /// The driver wrote savepoint `request`'s file at the path given (`Ok`), or could not. A
+    /// savepoint that stops its job stops it now.
+    pub fn handle_savepoint_written(
+        &mut self,
+        now: Instant,
+        job: JobId,
+        request: u64,
+        written: Result<String, String>,
+    ) {
+        self.advance(now);
+        let Some(entry) = self.jobs.get_mut(&job) else { return };
+        let Some(savepoint) = entry.savepoints.iter_mut().find(|s| s.request == request) else { return };
+        let SavepointState::Writing { checkpoint, bytes } = savepoint.state else { return };
+        match written {
+            Ok(path) => {
+                if savepoint.stop {
+                    entry.end_cause = Some(format!("stopped with a savepoint at {path}"));
+                    entry.master.handle_cancel(now);
+                }
+                savepoint.state = SavepointState::Completed { checkpoint, path, bytes };
+            }
+            Err(cause) => savepoint.state = SavepointState::Failed { cause },
+        }
+        self.route(now);
     }
 
     /// Asks a running job to stop; its subtasks are canceled.
@@ -550,6 +696,28 @@ impl JobManager {
                 }
                 let _released = self.resources.handle_release(now, job, attempt);
             }
+            Jm::SavepointCompleted(checkpoint) => {
+                let entry = self.jobs.get_mut(&job).expect("the job of a live JobMaster");
+                let file_name = format!("savepoint-{job}-{}.rvsp", checkpoint.id.0);
+                let Some(savepoint) =
+                    entry.savepoints.iter_mut().find(|s| s.state == SavepointState::Triggered)
+                else {
+                    return;
+                };
+                let bytes = encode_savepoint(entry.master.graph(), &entry.job_file, &checkpoint);
+                savepoint.state =
+                    SavepointState::Writing { checkpoint: checkpoint.id, bytes: bytes.len() as u64 };
+                let (request, directory) = (savepoint.request, savepoint.directory.clone());
+                self.outbox.push_back(Output::WriteSavepoint { job, request, directory, file_name, bytes });
+            }
+            Jm::SavepointFailed { reason } => {
+                let entry = self.jobs.get_mut(&job).expect("the job of a live JobMaster");
+                if let Some(savepoint) =
+                    entry.savepoints.iter_mut().find(|s| s.state == SavepointState::Triggered)
+                {
+                    savepoint.state = SavepointState::Failed { cause: reason };
+                }
+            }
             Jm::JobFinished => self.end_job(job, JobState::Finished, None),
             Jm::JobFailed { cause } => self.end_job(job, JobState::Failed, Some(cause)),
             Jm::JobCanceled => {
@@ -581,7 +749,13 @@ impl JobManager {
     }
 
     fn end_job(&mut self, job: JobId, state: JobState, cause: Option<String>) {
-        let entry = self.jobs.remove(&job).expect("a job ends once");
+        let mut entry = self.jobs.remove(&job).expect("a job ends once");
+        for savepoint in &mut entry.savepoints {
+            if matches!(savepoint.state, SavepointState::Triggered | SavepointState::Writing { .. }) {
+                let cause = format!("the job ended ({}) before the savepoint was written", state.name());
+                savepoint.state = SavepointState::Failed { cause };
+            }
+        }
         let overview = overview(&entry);
         // Every registered TaskManager hears the outcome, not only the current attempt's hosts:
         // one that ran an earlier attempt may still hold that attempt's staged output.
@@ -650,7 +824,8 @@ fn overview(entry: &RunningJob) -> JobOverview {
         .filter(|(attempt, _, _)| *attempt == status.attempt)
         .map(|(_, placement, slots)| SlotWait { placement: placement.clone(), slots: *slots })
         .collect();
-    JobOverview { status, submitted_at: entry.submitted_at, vertices, waiting_for }
+    let savepoints = entry.savepoints.iter().cloned().collect();
+    JobOverview { status, submitted_at: entry.submitted_at, vertices, waiting_for, savepoints }
 }
 
 #[cfg(test)]

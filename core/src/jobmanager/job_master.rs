@@ -150,18 +150,14 @@ impl JobMaster {
     ) -> JobMaster {
         let plan = ExecutionPlan::new(&graph);
         assert!(!plan.subtasks.is_empty(), "a valid job graph has a source and a sink");
-        let chain_names = (plan.chains.iter())
-            .map(|c| {
-                c.vertices.iter().map(|&v| graph.vertex(v).name.as_str()).collect::<Vec<_>>().join(" -> ")
-            })
-            .collect();
+        let chain_names = plan.chain_names(&graph);
         let groups = slot_groups(&graph, &plan);
         let subtasks = plan.subtasks.len();
         if let Some(c) = &from {
             assert_eq!(c.snapshots.len(), subtasks, "a checkpoint of this job's plan");
         }
-        let checkpoints =
-            graph.checkpoints.map(|config| CheckpointCoordinator::new(config, subtasks, from.clone()));
+        // Every job has a coordinator: one without `[job.checkpoints]` takes savepoints only.
+        let checkpoints = Some(CheckpointCoordinator::new(graph.checkpoints, subtasks, from.clone()));
         let mut jm = JobMaster {
             job,
             graph,
@@ -218,6 +214,20 @@ impl JobMaster {
         self.checkpoints.as_ref().and_then(|c| c.latest())
     }
 
+    /// Asks for a savepoint: a checkpoint taken as soon as the current (or, while the job
+    /// restarts, the next) attempt runs, reported with [`Output::SavepointCompleted`] or
+    /// [`Output::SavepointFailed`]. Refused for a job that is ending or ended, and while another
+    /// savepoint is in progress.
+    pub fn request_savepoint(&mut self, now: Instant) -> Result<(), String> {
+        self.advance_to(now);
+        if !matches!(self.phase, Phase::Live | Phase::AwaitingRestart { .. }) {
+            return Err(format!("the job is {}", self.state().name()));
+        }
+        let mut result = Ok(());
+        self.coordinate(now, |c, _| result = c.request_savepoint(now).map_err(str::to_owned));
+        result
+    }
+
     /// A chunk of a subtask's snapshot for a checkpoint.
     pub fn handle_checkpoint_chunk(&mut self, now: Instant, chunk: &SnapshotChunk) {
         self.coordinate(now, |c, steps| c.handle_chunk(now, chunk, steps));
@@ -231,7 +241,7 @@ impl JobMaster {
         checkpoint: CheckpointId,
         reason: &str,
     ) {
-        self.coordinate(now, |c, steps| c.handle_declined(attempt, checkpoint, reason, steps));
+        self.coordinate(now, |c, steps| c.handle_declined(now, attempt, checkpoint, reason, steps));
     }
 
     /// The driver recorded the checkpoint of [`Output::PersistCheckpoint`] durably, or could not.
@@ -279,6 +289,8 @@ impl JobMaster {
                 Step::Persist(completed) => Output::PersistCheckpoint(completed),
                 Step::Commit { attempt, checkpoint } => Output::CommitCheckpoint { attempt, checkpoint },
                 Step::Aborted { checkpoint, reason } => Output::CheckpointAborted { checkpoint, reason },
+                Step::SavepointCompleted(completed) => Output::SavepointCompleted(completed),
+                Step::SavepointFailed { reason } => Output::SavepointFailed { reason },
             });
         }
     }
@@ -286,7 +298,7 @@ impl JobMaster {
     /// Whether a checkpoint is being made durable: a restart waits for it, so that the restore
     /// point is never a checkpoint that becomes superseded the moment it is chosen.
     fn persisting(&self) -> bool {
-        self.checkpoints.as_ref().is_some_and(|c| c.pending().is_some() && c.poll_timeout().is_none())
+        self.checkpoints.as_ref().is_some_and(CheckpointCoordinator::persisting)
     }
 
     pub fn job(&self) -> JobId {
@@ -533,13 +545,17 @@ impl JobMaster {
                 _ => None,
             },
             ended_at: self.ended_at,
-            checkpoints: self.checkpoints.as_ref().map(|c| CheckpointStatus {
-                counters: c.counters(),
-                latest: c.latest().map(|l| (l.id, l.completed_at)),
-                pending: c.pending(),
-                restored_from: self.restore.as_ref().map(|r| r.id),
-                recent_durations_ms: c.recent_durations_ms(),
-            }),
+            // A job without `[job.checkpoints]` shows them once it has taken a savepoint or was
+            // resumed from one.
+            checkpoints: (self.checkpoints.as_ref())
+                .filter(|c| c.is_periodic() || c.counters().triggered > 0 || self.restore.is_some())
+                .map(|c| CheckpointStatus {
+                    counters: c.counters(),
+                    latest: c.latest().map(|l| (l.id, l.completed_at)),
+                    pending: c.pending(),
+                    restored_from: self.restore.as_ref().map(|r| r.id),
+                    recent_durations_ms: c.recent_durations_ms(),
+                }),
         }
     }
 
@@ -699,6 +715,9 @@ impl JobMaster {
     /// Panics if the job's bookkeeping is inconsistent: run after every step in tests and in the
     /// simulator.
     pub fn assert_invariants(&self) {
+        if let Some(c) = &self.checkpoints {
+            c.assert_invariants();
+        }
         assert_eq!(self.executions.len(), self.plan.subtasks.len());
         assert_eq!(self.granted.len(), self.groups.len());
         let mut grouped: Vec<SubtaskId> =

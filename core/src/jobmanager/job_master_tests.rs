@@ -526,7 +526,9 @@ fn run(restart: &str, ops: &[Op]) -> Trace {
                 Output::TriggerCheckpoint { .. }
                 | Output::PersistCheckpoint(_)
                 | Output::CommitCheckpoint { .. }
-                | Output::CheckpointAborted { .. } => panic!("{output:?} from a job without checkpoints"),
+                | Output::CheckpointAborted { .. }
+                | Output::SavepointCompleted(_)
+                | Output::SavepointFailed { .. } => panic!("{output:?} from a job without checkpoints"),
                 Output::JobFinished | Output::JobFailed { .. } | Output::JobCanceled => {
                     assert!(!ended, "the job ends once");
                     ended = true;

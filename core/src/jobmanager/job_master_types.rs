@@ -49,6 +49,13 @@ pub enum Output {
         checkpoint: CheckpointId,
         reason: String,
     },
+    /// The savepoint asked for with [`JobMaster::request_savepoint`](super::JobMaster::request_savepoint)
+    /// is this checkpoint, durable and committed.
+    SavepointCompleted(Arc<CompletedCheckpoint>),
+    /// The savepoint asked for was not taken.
+    SavepointFailed {
+        reason: String,
+    },
     /// Tell every TaskManager running subtasks of `attempt` to cancel them. Sent once per attempt.
     CancelAttempt {
         attempt: AttemptId,

@@ -1,4 +1,4 @@
-//! Messages between a client (the CLI, the REST gateway) and the JobManager, protocol version 2.
+//! Messages between a client (the CLI, the REST gateway) and the JobManager, protocol version 4.
 //! A client connection carries [`ClientRequest`]s one way and one [`ClientResponse`] per request
 //! the other way, in order.
 
@@ -9,15 +9,18 @@ use serde::{Deserialize, Serialize};
 use crate::dataflow::operator::OperatorMetrics;
 use crate::ids::{JobId, TaskManagerId};
 use crate::jobmanager::execution_state::ExecutionState;
-use crate::jobmanager::job_manager::JobOverview;
+use crate::jobmanager::job_manager::{JobOverview, SavepointState, SavepointStatus};
 use crate::jobmanager::resource_manager::TaskManagerStatus;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum ClientRequest {
-    /// Run a job file; `parallelism` replaces the file's default parallelism.
+    /// Run a job file; `parallelism` replaces the file's default parallelism. With
+    /// `from_savepoint` (the path of a savepoint file on the JobManager's machine), the job
+    /// resumes from that savepoint.
     Submit {
         job_file: String,
         parallelism: Option<u16>,
+        from_savepoint: Option<String>,
     },
     ListJobs,
     JobStatus {
@@ -25,6 +28,17 @@ pub enum ClientRequest {
     },
     Cancel {
         job: JobId,
+    },
+    /// Stop the job by draining it: its sources end their input, windows fire, sinks commit.
+    Stop {
+        job: JobId,
+    },
+    /// Take a savepoint of the job into `directory` (absolute, on the JobManager's machine; the
+    /// JobManager's default directory without one); with `stop`, stop the job once it is written.
+    Savepoint {
+        job: JobId,
+        directory: Option<String>,
+        stop: bool,
     },
     TaskManagers,
 }
@@ -46,6 +60,18 @@ pub enum ClientResponse {
     },
     CancelRequested {
         job: JobId,
+    },
+    StopRequested {
+        job: JobId,
+    },
+    /// The savepoint was asked for; its progress is the job's `savepoints` entry `request`.
+    SavepointTriggered {
+        job: JobId,
+        request: u64,
+    },
+    SavepointRefused {
+        job: JobId,
+        error: String,
     },
     UnknownJob {
         job: JobId,
@@ -70,6 +96,67 @@ pub struct JobInfo {
     pub vertices: Vec<(String, OperatorMetrics)>,
     /// Slots the job waits for: (labels the TaskManagers must carry, slots at once).
     pub waiting_for: Vec<(BTreeMap<String, String>, u16)>,
+    /// Its checkpoints, if it takes any (or took a savepoint, or was resumed from one).
+    pub checkpoints: Option<Box<CheckpointInfo>>,
+    /// Its most recent savepoint requests, oldest first.
+    pub savepoints: Vec<SavepointInfo>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckpointInfo {
+    pub completed: u64,
+    pub aborted: u64,
+    /// The latest completed checkpoint's id.
+    pub latest: Option<u64>,
+    /// The checkpoint in flight.
+    pub pending: Option<u64>,
+    /// The checkpoint (or savepoint) the current attempt was restored from.
+    pub restored_from: Option<u64>,
+    /// The latest completed checkpoint's duration (trigger to durable) and size.
+    pub last_duration_ms: u64,
+    pub last_bytes: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SavepointInfo {
+    pub request: u64,
+    /// `in-progress`, `completed` or `failed`.
+    pub state: String,
+    pub directory: String,
+    pub stop: bool,
+    /// The checkpoint it is, once that completed.
+    pub checkpoint: Option<u64>,
+    /// The file written, and its size.
+    pub path: Option<String>,
+    pub bytes: u64,
+    /// Why it failed.
+    pub error: Option<String>,
+}
+
+impl SavepointInfo {
+    pub fn from_status(s: &SavepointStatus) -> SavepointInfo {
+        let mut info = SavepointInfo {
+            request: s.request,
+            state: s.state.name().to_owned(),
+            directory: s.directory.clone(),
+            stop: s.stop,
+            checkpoint: None,
+            path: None,
+            bytes: 0,
+            error: None,
+        };
+        match &s.state {
+            SavepointState::Triggered => {}
+            SavepointState::Writing { checkpoint, bytes } => {
+                (info.checkpoint, info.bytes) = (Some(checkpoint.0), *bytes)
+            }
+            SavepointState::Completed { checkpoint, path, bytes } => {
+                (info.checkpoint, info.path, info.bytes) = (Some(checkpoint.0), Some(path.clone()), *bytes)
+            }
+            SavepointState::Failed { cause } => info.error = Some(cause.clone()),
+        }
+        info
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -113,6 +200,18 @@ impl JobInfo {
                 .collect(),
             vertices: overview.vertices.clone(),
             waiting_for: overview.waiting_for.iter().map(|w| (w.placement.clone(), w.slots)).collect(),
+            checkpoints: s.checkpoints.as_ref().map(|c| {
+                Box::new(CheckpointInfo {
+                    completed: c.counters.completed,
+                    aborted: c.counters.aborted,
+                    latest: c.latest.map(|(id, _)| id.0),
+                    pending: c.pending.map(|id| id.0),
+                    restored_from: c.restored_from.map(|id| id.0),
+                    last_duration_ms: c.counters.last_duration_ms,
+                    last_bytes: c.counters.last_bytes,
+                })
+            }),
+            savepoints: overview.savepoints.iter().map(SavepointInfo::from_status).collect(),
         }
     }
 }
@@ -144,7 +243,13 @@ mod tests {
 
     #[test]
     fn requests_and_responses_round_trip() {
-        round_trip(&ClientRequest::Submit { job_file: "[[source]]".into(), parallelism: Some(2) });
+        round_trip(&ClientRequest::Submit {
+            job_file: "[[source]]".into(),
+            parallelism: Some(2),
+            from_savepoint: Some("/sp/savepoint-job-1-3.rvsp".into()),
+        });
+        round_trip(&ClientRequest::Savepoint { job: JobId(3), directory: None, stop: true });
+        round_trip(&ClientRequest::Stop { job: JobId(3) });
         round_trip(&ClientRequest::ListJobs);
         round_trip(&ClientRequest::Cancel { job: JobId(3) });
         let mut jm = JobManager::new(JobManagerConfig::default());

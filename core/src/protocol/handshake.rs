@@ -44,8 +44,10 @@ pub const HELLO_MAGIC: [u8; 4] = *b"RVLT";
 /// adds `JobEnded`, `StopSources`, `HeartbeatReply`, `Metrics` and a job's `waiting_for`: a node
 /// of version 1 could not follow it, so the handshake refuses one. Version 3 adds checkpoints:
 /// barriers on channels, `TriggerCheckpoint`, `CheckpointState`, `CheckpointDeclined`,
-/// `CheckpointComplete`, `RestoreState` and a deployment's `restore_from`.
-pub const PROTOCOL_VERSION: u16 = 3;
+/// `CheckpointComplete`, `RestoreState` and a deployment's `restore_from`. Version 4 adds
+/// savepoints and stopping to the client protocol (`Submit`'s `from_savepoint`, `Stop`,
+/// `Savepoint`, a job's `checkpoints` and `savepoints`).
+pub const PROTOCOL_VERSION: u16 = 4;
 
 /// What a peer is to the cluster.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -452,8 +454,8 @@ mod tests {
     fn the_hello_encoding_is_frozen() {
         let mut bytes = Vec::new();
         encode_frame(&hello(4, PeerRole::TaskManager, "tm-3"), &mut bytes).unwrap();
-        // Magic, version 3, cluster 4, role 1 (TaskManager), name length 4, name.
-        assert_eq!(bytes[4..], [b'R', b'V', b'L', b'T', 3, 4, 1, 4, b't', b'm', b'-', b'3']);
+        // Magic, version 4, cluster 4, role 1 (TaskManager), name length 4, name.
+        assert_eq!(bytes[4..], [b'R', b'V', b'L', b'T', 4, 4, 1, 4, b't', b'm', b'-', b'3']);
         let mut bytes = Vec::new();
         encode_frame(&Verdict::Refused(Refusal::new("no")), &mut bytes).unwrap();
         assert_eq!(bytes[4..], [1, 2, b'n', b'o']);

@@ -5,6 +5,7 @@
 //! which is what lets a job be restored at another parallelism. The maps use a fixed hasher, never std's randomly
 //! seeded one, so iteration order is a function of the input alone.
 
+pub mod savepoint;
 pub mod snapshot;
 
 use std::collections::hash_map::Entry;

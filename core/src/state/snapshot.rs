@@ -22,9 +22,9 @@ use crate::ids::CheckpointId;
 use crate::time::EventTime;
 
 /// The format of [`encode_snapshot`]'s bytes; a reader refuses any other.
-pub const SNAPSHOT_FORMAT_VERSION: u16 = 1;
+pub const SNAPSHOT_FORMAT_VERSION: u16 = 2;
 const MAGIC: [u8; 4] = *b"RVSN";
-const HEADER_BYTES: usize = 4 + 2 + 8 + 8;
+pub(crate) const HEADER_BYTES: usize = 4 + 2 + 8 + 8;
 
 /// One subtask's state at a checkpoint.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -57,21 +57,21 @@ pub struct OperatorSnapshot {
     pub state: Vec<u8>,
 }
 
-/// Why snapshot bytes were refused.
+/// Why snapshot (or savepoint) bytes were refused; `what` names the kind of bytes.
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
 pub enum SnapshotError {
-    #[error("the snapshot has {0} bytes, fewer than its {HEADER_BYTES}-byte header")]
-    TooShort(usize),
-    #[error("the bytes are not a Rivulet snapshot (magic {0:02x?})")]
-    Magic([u8; 4]),
-    #[error("snapshot format version {found}; this build reads version {SNAPSHOT_FORMAT_VERSION}")]
-    Version { found: u16 },
-    #[error("the snapshot's body has {found} bytes; its header says {expected}")]
-    Length { found: usize, expected: u64 },
-    #[error("the snapshot's checksum is {found:016x}; its header says {expected:016x}: the data is damaged")]
-    Checksum { found: u64, expected: u64 },
-    #[error("the snapshot does not decode: {0}")]
-    Decode(String),
+    #[error("the {what} has {found} bytes, fewer than its {HEADER_BYTES}-byte header")]
+    TooShort { what: &'static str, found: usize },
+    #[error("the bytes are not a Rivulet {what} (magic {found:02x?})")]
+    Magic { what: &'static str, found: [u8; 4] },
+    #[error("{what} format version {found}; this build reads version {expected}")]
+    Version { what: &'static str, found: u16, expected: u16 },
+    #[error("the {what}'s body has {found} bytes; its header says {expected}")]
+    Length { what: &'static str, found: usize, expected: u64 },
+    #[error("the {what}'s checksum is {found:016x}; its header says {expected:016x}: the data is damaged")]
+    Checksum { what: &'static str, found: u64, expected: u64 },
+    #[error("the {what} does not decode: {message}")]
+    Decode { what: &'static str, message: String },
 }
 
 /// FNV-1a over 64 bits: cheap, stable, and enough to tell damaged bytes from whole ones (it is no
@@ -85,40 +85,64 @@ pub fn checksum(bytes: &[u8]) -> u64 {
     h
 }
 
+/// The framing snapshots and savepoints share: magic, format version, body length, checksum.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Envelope {
+    pub magic: [u8; 4],
+    pub version: u16,
+    /// What the bytes are, for errors: "snapshot", "savepoint".
+    pub what: &'static str,
+}
+
+impl Envelope {
+    /// `value` postcard-encoded behind the header, in one buffer.
+    pub fn seal<T: Serialize + ?Sized>(&self, value: &T) -> Vec<u8> {
+        let mut out = postcard::to_extend(value, vec![0u8; HEADER_BYTES]).expect("a snapshot always encodes");
+        let body_len = (out.len() - HEADER_BYTES) as u64;
+        let sum = checksum(&out[HEADER_BYTES..]);
+        out[0..4].copy_from_slice(&self.magic);
+        out[4..6].copy_from_slice(&self.version.to_le_bytes());
+        out[6..14].copy_from_slice(&body_len.to_le_bytes());
+        out[14..22].copy_from_slice(&sum.to_le_bytes());
+        out
+    }
+
+    /// The value `seal` wrote, every part of the header checked first.
+    pub fn open<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, SnapshotError> {
+        let what = self.what;
+        if bytes.len() < HEADER_BYTES {
+            return Err(SnapshotError::TooShort { what, found: bytes.len() });
+        }
+        let magic: [u8; 4] = bytes[0..4].try_into().expect("4 bytes");
+        if magic != self.magic {
+            return Err(SnapshotError::Magic { what, found: magic });
+        }
+        let version = u16::from_le_bytes(bytes[4..6].try_into().expect("2 bytes"));
+        if version != self.version {
+            return Err(SnapshotError::Version { what, found: version, expected: self.version });
+        }
+        let length = u64::from_le_bytes(bytes[6..14].try_into().expect("8 bytes"));
+        let expected = u64::from_le_bytes(bytes[14..22].try_into().expect("8 bytes"));
+        let body = &bytes[HEADER_BYTES..];
+        if body.len() as u64 != length {
+            return Err(SnapshotError::Length { what, found: body.len(), expected: length });
+        }
+        let found = checksum(body);
+        if found != expected {
+            return Err(SnapshotError::Checksum { what, found, expected });
+        }
+        postcard::from_bytes(body).map_err(|e| SnapshotError::Decode { what, message: e.to_string() })
+    }
+}
+
+const SNAPSHOT: Envelope = Envelope { magic: MAGIC, version: SNAPSHOT_FORMAT_VERSION, what: "snapshot" };
+
 pub fn encode_snapshot(snapshot: &SubtaskSnapshot) -> Vec<u8> {
-    let body = postcard::to_stdvec(snapshot).expect("a snapshot always encodes");
-    let mut out = Vec::with_capacity(HEADER_BYTES + body.len());
-    out.extend_from_slice(&MAGIC);
-    out.extend_from_slice(&SNAPSHOT_FORMAT_VERSION.to_le_bytes());
-    out.extend_from_slice(&(body.len() as u64).to_le_bytes());
-    out.extend_from_slice(&checksum(&body).to_le_bytes());
-    out.extend_from_slice(&body);
-    out
+    SNAPSHOT.seal(snapshot)
 }
 
 pub fn decode_snapshot(bytes: &[u8]) -> Result<SubtaskSnapshot, SnapshotError> {
-    if bytes.len() < HEADER_BYTES {
-        return Err(SnapshotError::TooShort(bytes.len()));
-    }
-    let magic: [u8; 4] = bytes[0..4].try_into().expect("4 bytes");
-    if magic != MAGIC {
-        return Err(SnapshotError::Magic(magic));
-    }
-    let version = u16::from_le_bytes(bytes[4..6].try_into().expect("2 bytes"));
-    if version != SNAPSHOT_FORMAT_VERSION {
-        return Err(SnapshotError::Version { found: version });
-    }
-    let length = u64::from_le_bytes(bytes[6..14].try_into().expect("8 bytes"));
-    let expected = u64::from_le_bytes(bytes[14..22].try_into().expect("8 bytes"));
-    let body = &bytes[HEADER_BYTES..];
-    if body.len() as u64 != length {
-        return Err(SnapshotError::Length { found: body.len(), expected: length });
-    }
-    let found = checksum(body);
-    if found != expected {
-        return Err(SnapshotError::Checksum { found, expected });
-    }
-    postcard::from_bytes(body).map_err(|e| SnapshotError::Decode(e.to_string()))
+    SNAPSHOT.open(bytes)
 }
 
 /// An operator's or reader's state as bytes (postcard).
@@ -158,10 +182,10 @@ mod tests {
         assert!(matches!(decode_snapshot(&flipped), Err(SnapshotError::Checksum { .. })));
         let mut version = bytes.clone();
         version[4] = 9;
-        assert_eq!(decode_snapshot(&version), Err(SnapshotError::Version { found: 9 }));
+        assert!(matches!(decode_snapshot(&version), Err(SnapshotError::Version { found: 9, .. })));
         assert!(matches!(decode_snapshot(&bytes[..bytes.len() - 1]), Err(SnapshotError::Length { .. })));
-        assert_eq!(decode_snapshot(b"RVS"), Err(SnapshotError::TooShort(3)));
-        assert!(matches!(decode_snapshot(&[0u8; 40]), Err(SnapshotError::Magic(_))));
+        assert_eq!(decode_snapshot(b"RVS"), Err(SnapshotError::TooShort { what: "snapshot", found: 3 }));
+        assert!(matches!(decode_snapshot(&[0u8; 40]), Err(SnapshotError::Magic { .. })));
     }
 
     proptest! {

@@ -50,6 +50,8 @@ pub struct InMemoryCluster {
     pub checkpoints: BTreeMap<JobId, VecDeque<Arc<CompletedCheckpoint>>>,
     /// The job records the JobManager asked to keep.
     pub records: BTreeMap<JobId, job_manager::JobRecord>,
+    /// Savepoint files written, by path (`directory/file_name`).
+    pub savepoints: BTreeMap<String, Vec<u8>>,
     trace: u64,
     steps: u64,
 }
@@ -74,6 +76,7 @@ impl InMemoryCluster {
             ended: Vec::new(),
             checkpoints: BTreeMap::new(),
             records: BTreeMap::new(),
+            savepoints: BTreeMap::new(),
             trace: 0xcbf2_9ce4_8422_2325,
             steps: 0,
         };
@@ -112,6 +115,22 @@ impl InMemoryCluster {
         let job = self.jm.submit(self.now, job_file, parallelism)?;
         self.collect();
         Ok(job)
+    }
+
+    /// Submits a job to resume from a savepoint file's bytes.
+    pub fn submit_from_savepoint(&mut self, job_file: &str, savepoint: &[u8]) -> Result<JobId, String> {
+        let savepoint = crate::state::savepoint::decode_savepoint(savepoint).map_err(|e| e.to_string())?;
+        let job = self.jm.submit_from_savepoint(self.now, job_file, None, savepoint)?;
+        self.collect();
+        Ok(job)
+    }
+
+    /// Asks a job for a savepoint into `directory`, stopping it after with `stop`.
+    pub fn savepoint(&mut self, job: JobId, directory: &str, stop: bool) -> Result<u64, String> {
+        let request =
+            self.jm.savepoint(self.now, job, directory.to_owned(), stop).map_err(|e| e.to_string())?;
+        self.collect();
+        Ok(request)
     }
 
     /// The status of a job (running or ended).
@@ -163,20 +182,28 @@ impl InMemoryCluster {
     /// Moves every node's outputs into the queues.
     fn collect(&mut self) {
         let mut persisted: Vec<(JobId, Arc<CompletedCheckpoint>)> = Vec::new();
+        let mut written: Vec<(JobId, u64, String)> = Vec::new();
         loop {
             for (job, checkpoint) in persisted.drain(..) {
                 let id = checkpoint.id;
                 self.jm.handle_checkpoint_persisted(self.now, job, id, Ok(checkpoint));
             }
-            self.collect_job_manager(&mut persisted);
-            if persisted.is_empty() {
+            for (job, request, path) in written.drain(..) {
+                self.jm.handle_savepoint_written(self.now, job, request, Ok(path));
+            }
+            self.collect_job_manager(&mut persisted, &mut written);
+            if persisted.is_empty() && written.is_empty() {
                 break;
             }
         }
         self.collect_task_managers();
     }
 
-    fn collect_job_manager(&mut self, persisted: &mut Vec<(JobId, Arc<CompletedCheckpoint>)>) {
+    fn collect_job_manager(
+        &mut self,
+        persisted: &mut Vec<(JobId, Arc<CompletedCheckpoint>)>,
+        written: &mut Vec<(JobId, u64, String)>,
+    ) {
         while let Some(out) = self.jm.poll_output() {
             match out {
                 job_manager::Output::PersistCheckpoint { job, checkpoint, retained } => {
@@ -188,6 +215,11 @@ impl InMemoryCluster {
                     persisted.push((job, checkpoint));
                 }
                 job_manager::Output::CheckpointAborted { .. } => {}
+                job_manager::Output::WriteSavepoint { job, request, directory, file_name, bytes } => {
+                    let path = format!("{directory}/{file_name}");
+                    self.savepoints.insert(path.clone(), bytes);
+                    written.push((job, request, path));
+                }
                 job_manager::Output::PersistJob(record) => {
                     self.records.insert(record.job, record);
                 }

@@ -22,11 +22,12 @@
 //! the one task that owns the role.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use async_channel::{Receiver, Sender, TrySendError};
 use rivulet_core::ids::{ClusterId, TaskManagerId};
-use rivulet_core::jobmanager::job_manager::{JobManager, JobManagerConfig, Output};
+use rivulet_core::jobmanager::job_manager::{JobManager, JobManagerConfig, Output, SavepointRefused};
 use rivulet_core::limits::JOB_FILE_BYTES_MAX;
 use rivulet_core::protocol::client::{ClientRequest, ClientResponse, JobInfo, TaskManagerInfo};
 use rivulet_core::protocol::messages::{ToJobManager, ToTaskManager};
@@ -58,6 +59,8 @@ pub struct JobManagerNodeConfig {
     pub handshake_timeout: Duration,
     /// Where completed checkpoints are recorded.
     pub checkpoints: SharedStore,
+    /// Where savepoints go when a request names no directory (absolute).
+    pub savepoint_dir: Option<PathBuf>,
 }
 
 impl JobManagerNodeConfig {
@@ -68,6 +71,7 @@ impl JobManagerNodeConfig {
             job_manager: JobManagerConfig::default(),
             handshake_timeout: HANDSHAKE_TIMEOUT_DEFAULT,
             checkpoints: SharedStore::memory(),
+            savepoint_dir: None,
         }
     }
 }
@@ -194,6 +198,7 @@ pub async fn run_job_manager<R: Runtime>(
         connections: BTreeMap::new(),
         tms: BTreeMap::new(),
         store: config.checkpoints,
+        savepoint_dir: config.savepoint_dir,
     };
     node.recover(rt.now());
     loop {
@@ -228,6 +233,7 @@ struct Node {
     /// The connection each registered TaskManager is on.
     tms: BTreeMap<TaskManagerId, ConnectionId>,
     store: SharedStore,
+    savepoint_dir: Option<PathBuf>,
 }
 
 impl Node {
@@ -364,7 +370,7 @@ impl Node {
 
     fn answer(&mut self, now: Instant, request: ClientRequest) -> ClientResponse {
         match request {
-            ClientRequest::Submit { job_file, parallelism } => {
+            ClientRequest::Submit { job_file, parallelism, from_savepoint } => {
                 if job_file.len() > JOB_FILE_BYTES_MAX {
                     let error = format!(
                         "the job file has {} bytes; at most {JOB_FILE_BYTES_MAX} are accepted",
@@ -372,7 +378,24 @@ impl Node {
                     );
                     return ClientResponse::SubmitRefused { error };
                 }
-                match self.jm.submit(now, &job_file, parallelism) {
+                let submitted = match from_savepoint {
+                    None => self.jm.submit(now, &job_file, parallelism).map_err(|e| e.to_string()),
+                    Some(path) => {
+                        let path = Path::new(&path);
+                        if !path.is_absolute() {
+                            let error = format!("the savepoint path {} is not absolute", path.display());
+                            return ClientResponse::SubmitRefused { error };
+                        }
+                        match crate::savepoint_file::read_savepoint(path) {
+                            Ok(savepoint) => {
+                                tracing::info!(path = %path.display(), checkpoint = %savepoint.checkpoint, "resuming from a savepoint");
+                                self.jm.submit_from_savepoint(now, &job_file, parallelism, savepoint)
+                            }
+                            Err(error) => Err(error),
+                        }
+                    }
+                };
+                match submitted {
                     Ok(job) => {
                         let name = self.jm.job(job).map(|o| o.status.name).unwrap_or_default();
                         tracing::info!(%job, %name, ?parallelism, "job submitted");
@@ -380,7 +403,7 @@ impl Node {
                     }
                     Err(error) => {
                         tracing::info!(%error, "job refused");
-                        ClientResponse::SubmitRefused { error: error.to_string() }
+                        ClientResponse::SubmitRefused { error }
                     }
                 }
             }
@@ -398,6 +421,37 @@ impl Node {
                 }
                 Err(_) => ClientResponse::UnknownJob { job },
             },
+            ClientRequest::Stop { job } => match self.jm.stop(now, job) {
+                Ok(()) => {
+                    tracing::info!(%job, "job stop requested: its sources end their input");
+                    ClientResponse::StopRequested { job }
+                }
+                Err(_) => ClientResponse::UnknownJob { job },
+            },
+            ClientRequest::Savepoint { job, directory, stop } => {
+                let directory = match directory.map(PathBuf::from).or_else(|| self.savepoint_dir.clone()) {
+                    Some(dir) if dir.is_absolute() => dir.display().to_string(),
+                    Some(dir) => {
+                        let error =
+                            format!("the savepoint directory {} is not an absolute path", dir.display());
+                        return ClientResponse::SavepointRefused { job, error };
+                    }
+                    None => {
+                        let error = "no directory was given and this JobManager has no default one (it \
+                                     has one, <data-dir>/savepoints, when started with --data-dir)"
+                            .to_owned();
+                        return ClientResponse::SavepointRefused { job, error };
+                    }
+                };
+                match self.jm.savepoint(now, job, directory.clone(), stop) {
+                    Ok(request) => {
+                        tracing::info!(%job, request, %directory, stop, "savepoint requested");
+                        ClientResponse::SavepointTriggered { job, request }
+                    }
+                    Err(SavepointRefused::UnknownJob(_)) => ClientResponse::UnknownJob { job },
+                    Err(error) => ClientResponse::SavepointRefused { job, error: error.to_string() },
+                }
+            }
             ClientRequest::TaskManagers => ClientResponse::TaskManagers {
                 task_managers: self.jm.task_managers().iter().map(TaskManagerInfo::from_status).collect(),
             },
@@ -434,6 +488,17 @@ impl Node {
             }
             Output::CheckpointAborted { job, checkpoint, reason } => {
                 tracing::info!(%job, %checkpoint, %reason, "checkpoint aborted");
+            }
+            Output::WriteSavepoint { job, request, directory, file_name, bytes } => {
+                let written =
+                    crate::savepoint_file::write_savepoint(Path::new(&directory), &file_name, &bytes);
+                match &written {
+                    Ok(path) => {
+                        tracing::info!(%job, request, %path, bytes = bytes.len(), "savepoint written")
+                    }
+                    Err(error) => tracing::warn!(%job, request, %error, "savepoint not written"),
+                }
+                self.jm.handle_savepoint_written(now, job, request, written);
             }
             Output::ToTaskManager { tm, message } => match self.tms.get(&tm) {
                 Some(&conn) => {

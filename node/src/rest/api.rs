@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 
 use rivulet_core::ids::JobId;
-use rivulet_core::protocol::client::{JobInfo, TaskManagerInfo};
+use rivulet_core::protocol::client::{CheckpointInfo, JobInfo, SavepointInfo, TaskManagerInfo};
 use serde::{Deserialize, Serialize};
 
 /// `GET /overview`: the cluster in numbers.
@@ -87,6 +87,94 @@ pub struct JobDetails {
     pub subtasks: Vec<SubtaskDetails>,
     /// Slot requests the cluster cannot grant yet (empty once the job is deployed).
     pub waiting_for: Vec<SlotWait>,
+    /// Its checkpoints, if it takes any (or took a savepoint, or was resumed from one).
+    #[serde(default)]
+    pub checkpoints: Option<CheckpointDetails>,
+    /// Its most recent savepoint requests, oldest first.
+    #[serde(default)]
+    pub savepoints: Vec<SavepointDetails>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckpointDetails {
+    pub completed: u64,
+    pub aborted: u64,
+    /// The latest completed checkpoint's id.
+    pub latest: Option<u64>,
+    /// The checkpoint in flight.
+    pub pending: Option<u64>,
+    /// The checkpoint (or savepoint) the current attempt was restored from.
+    pub restored_from: Option<u64>,
+    /// The latest completed checkpoint's duration (trigger to durable) and size.
+    pub last_duration_ms: u64,
+    pub last_bytes: u64,
+}
+
+impl CheckpointDetails {
+    pub fn new(c: &CheckpointInfo) -> CheckpointDetails {
+        CheckpointDetails {
+            completed: c.completed,
+            aborted: c.aborted,
+            latest: c.latest,
+            pending: c.pending,
+            restored_from: c.restored_from,
+            last_duration_ms: c.last_duration_ms,
+            last_bytes: c.last_bytes,
+        }
+    }
+}
+
+/// `GET /jobs/{id}/savepoints/{n}`, and each of a job's `savepoints`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SavepointDetails {
+    /// The job's savepoint requests are numbered from 1.
+    pub request: u64,
+    /// `in-progress`, `completed` or `failed`.
+    pub state: String,
+    pub directory: String,
+    /// The job stops once the savepoint is written.
+    pub stop: bool,
+    /// The checkpoint the savepoint is, once that completed.
+    pub checkpoint: Option<u64>,
+    /// The savepoint file, once written.
+    pub path: Option<String>,
+    pub bytes: u64,
+    /// Why it failed.
+    pub error: Option<String>,
+}
+
+impl SavepointDetails {
+    pub fn new(s: &SavepointInfo) -> SavepointDetails {
+        SavepointDetails {
+            request: s.request,
+            state: s.state.clone(),
+            directory: s.directory.clone(),
+            stop: s.stop,
+            checkpoint: s.checkpoint,
+            path: s.path.clone(),
+            bytes: s.bytes,
+            error: s.error.clone(),
+        }
+    }
+}
+
+/// `POST /jobs/{id}/savepoints`'s body; an empty body takes the defaults.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SavepointRequest {
+    /// An absolute directory on the JobManager's machine; the JobManager's default without one.
+    #[serde(default)]
+    pub directory: Option<String>,
+    /// Stop the job once the savepoint is written.
+    #[serde(default)]
+    pub stop: bool,
+}
+
+/// `POST /jobs/{id}/savepoints`'s answer: the request to follow at `/jobs/{id}/savepoints/{n}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SavepointRef {
+    pub id: String,
+    pub request: u64,
 }
 
 /// Slots a job waits for: `slots` at once, on TaskManagers whose labels include `labels` (any
@@ -158,6 +246,8 @@ impl JobDetails {
                     taskmanager: t.task_manager.map(|tm| tm.to_string()),
                 })
                 .collect(),
+            checkpoints: job.checkpoints.as_deref().map(CheckpointDetails::new),
+            savepoints: job.savepoints.iter().map(SavepointDetails::new).collect(),
         }
     }
 }
@@ -190,7 +280,8 @@ impl TaskManagerDetails {
     }
 }
 
-/// The answer naming one job: `POST /jobs` (submitted) and `POST /jobs/{id}/cancel` (cancelling).
+/// The answer naming one job: `POST /jobs` (submitted), `POST /jobs/{id}/cancel` (cancelling) and
+/// `POST /jobs/{id}/stop` (stopping).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobRef {
     pub id: String,
@@ -238,6 +329,8 @@ mod tests {
             subtasks: Vec::new(),
             vertices: Vec::new(),
             waiting_for: Vec::new(),
+            checkpoints: None,
+            savepoints: Vec::new(),
         };
         let tm = |id: u64, slots: u16, free_slots: u16| TaskManagerInfo {
             id: rivulet_core::ids::TaskManagerId(id),

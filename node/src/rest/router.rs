@@ -14,18 +14,24 @@ use rivulet_core::limits::PARALLELISM_MAX;
 use super::api::parse_job_id;
 
 /// A request the API serves.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Route {
     /// `GET /overview`
     Overview,
     /// `GET /jobs`
     ListJobs,
-    /// `POST /jobs[?parallelism=N]`
-    SubmitJob { parallelism: Option<u16> },
+    /// `POST /jobs[?parallelism=N][&savepoint=PATH]` (PATH percent-encoded)
+    SubmitJob { parallelism: Option<u16>, savepoint: Option<String> },
     /// `GET /jobs/{id}`
     Job(JobId),
     /// `POST /jobs/{id}/cancel`
     CancelJob(JobId),
+    /// `POST /jobs/{id}/stop`: drain the job.
+    StopJob(JobId),
+    /// `POST /jobs/{id}/savepoints`: ask for a savepoint (JSON body, optional).
+    TriggerSavepoint(JobId),
+    /// `GET /jobs/{id}/savepoints/{n}`
+    Savepoint(JobId, u64),
     /// `GET /taskmanagers`
     TaskManagers,
 }
@@ -39,6 +45,8 @@ pub enum RouteError {
     MethodNotAllowed { method: String, path: String, allowed: &'static str },
     /// 400: the path's job id is not one.
     BadJobId { text: String },
+    /// 400: the path's savepoint request number is not one.
+    BadSavepoint { text: String },
     /// 400: a query parameter is unknown, repeated or out of range.
     BadQuery { message: String },
 }
@@ -49,7 +57,9 @@ impl RouteError {
         match self {
             RouteError::NotFound { .. } => 404,
             RouteError::MethodNotAllowed { .. } => 405,
-            RouteError::BadJobId { .. } | RouteError::BadQuery { .. } => 400,
+            RouteError::BadJobId { .. } | RouteError::BadSavepoint { .. } | RouteError::BadQuery { .. } => {
+                400
+            }
         }
     }
 }
@@ -59,7 +69,8 @@ impl fmt::Display for RouteError {
         match self {
             RouteError::NotFound { path } => write!(
                 f,
-                "no route {}; the routes are /overview, /jobs, /jobs/{{id}}, /jobs/{{id}}/cancel, /taskmanagers",
+                "no route {}; the routes are /overview, /jobs, /jobs/{{id}}, /jobs/{{id}}/cancel, \
+                 /jobs/{{id}}/stop, /jobs/{{id}}/savepoints, /jobs/{{id}}/savepoints/{{n}}, /taskmanagers",
                 shown(path)
             ),
             RouteError::MethodNotAllowed { method, path, allowed } => {
@@ -67,6 +78,9 @@ impl fmt::Display for RouteError {
             }
             RouteError::BadJobId { text } => {
                 write!(f, "{:?} is not a job id (expected job-N or N, e.g. job-3)", shown(text))
+            }
+            RouteError::BadSavepoint { text } => {
+                write!(f, "{:?} is not a savepoint request number (expected 1, 2, ...)", shown(text))
             }
             RouteError::BadQuery { message } => f.write_str(message),
         }
@@ -100,7 +114,8 @@ pub fn route(method: &str, path: &str, query: Option<&str>) -> Result<Route, Rou
             if method == "GET" {
                 Route::ListJobs
             } else {
-                return Ok(Route::SubmitJob { parallelism: parallelism(query)? });
+                let (parallelism, savepoint) = submit_query(query)?;
+                return Ok(Route::SubmitJob { parallelism, savepoint });
             }
         }
         ["jobs", id] => {
@@ -110,6 +125,24 @@ pub fn route(method: &str, path: &str, query: Option<&str>) -> Result<Route, Rou
         ["jobs", id, "cancel"] => {
             allow("POST")?;
             Route::CancelJob(job_id(id)?)
+        }
+        ["jobs", id, "stop"] => {
+            allow("POST")?;
+            Route::StopJob(job_id(id)?)
+        }
+        ["jobs", id, "savepoints"] => {
+            allow("POST")?;
+            Route::TriggerSavepoint(job_id(id)?)
+        }
+        ["jobs", id, "savepoints", n] => {
+            allow("GET")?;
+            let job = job_id(id)?;
+            let request = (n.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| n.parse::<u64>().ok())
+                .flatten()
+                .filter(|&n| n >= 1)
+                .ok_or_else(|| RouteError::BadSavepoint { text: (*n).to_owned() })?;
+            Route::Savepoint(job, request)
         }
         _ => return Err(not_found()),
     };
@@ -121,15 +154,29 @@ pub fn route(method: &str, path: &str, query: Option<&str>) -> Result<Route, Rou
     }
 }
 
-/// `POST /jobs`'s query: at most one `parallelism=N`, N from 1 to [`PARALLELISM_MAX`].
-fn parallelism(query: Option<&str>) -> Result<Option<u16>, RouteError> {
+/// `POST /jobs`'s query: at most one `parallelism=N`, N from 1 to [`PARALLELISM_MAX`], and at
+/// most one `savepoint=PATH`, percent-encoded.
+fn submit_query(query: Option<&str>) -> Result<(Option<u16>, Option<String>), RouteError> {
     let bad = |message: String| RouteError::BadQuery { message };
-    let mut parallelism = None;
+    let (mut parallelism, mut savepoint) = (None, None);
     for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if key == "savepoint" {
+            if savepoint.is_some() {
+                return Err(bad("`savepoint` is given twice".to_owned()));
+            }
+            let path = percent_decode(value).ok_or_else(|| {
+                bad(format!("`savepoint` must be a percent-encoded UTF-8 path, got {:?}", shown(value)))
+            })?;
+            if path.is_empty() {
+                return Err(bad("`savepoint` is empty: it takes a savepoint file's path".to_owned()));
+            }
+            savepoint = Some(path);
+            continue;
+        }
         if key != "parallelism" {
             return Err(bad(format!(
-                "unknown query parameter {:?}; POST /jobs takes only `parallelism`",
+                "unknown query parameter {:?}; POST /jobs takes only `parallelism` and `savepoint`",
                 shown(key)
             )));
         }
@@ -150,7 +197,38 @@ fn parallelism(query: Option<&str>) -> Result<Option<u16>, RouteError> {
             }
         }
     }
-    Ok(parallelism)
+    Ok((parallelism, savepoint))
+}
+
+/// `%XX` escapes (and `+` for a space) decoded; `None` for a broken escape or bytes that are not
+/// UTF-8.
+pub fn percent_decode(text: &str) -> Option<String> {
+    let mut bytes = Vec::with_capacity(text.len());
+    let mut input = text.bytes();
+    while let Some(b) = input.next() {
+        match b {
+            b'%' => {
+                let hex = [input.next()?, input.next()?];
+                bytes.push(u8::from_str_radix(std::str::from_utf8(&hex).ok()?, 16).ok()?);
+            }
+            b'+' => bytes.push(b' '),
+            b => bytes.push(b),
+        }
+    }
+    String::from_utf8(bytes).ok()
+}
+
+/// `text` with every byte but unreserved ones (`A-Z a-z 0-9 - . _ ~`) and `/` as `%XX`.
+pub fn percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// Text from a request as an error message quotes it: at most 100 characters, so that a huge
@@ -170,11 +248,18 @@ mod tests {
     fn every_route_is_found() {
         assert_eq!(route("GET", "/overview", None), Ok(Route::Overview));
         assert_eq!(route("GET", "/jobs", None), Ok(Route::ListJobs));
-        assert_eq!(route("POST", "/jobs", None), Ok(Route::SubmitJob { parallelism: None }));
+        assert_eq!(route("POST", "/jobs", None), Ok(Route::SubmitJob { parallelism: None, savepoint: None }));
         assert_eq!(
             route("POST", "/jobs", Some("parallelism=4")),
-            Ok(Route::SubmitJob { parallelism: Some(4) })
+            Ok(Route::SubmitJob { parallelism: Some(4), savepoint: None })
         );
+        assert_eq!(
+            route("POST", "/jobs", Some("savepoint=/sp/a%20b%C3%A9.rvsp&parallelism=2")),
+            Ok(Route::SubmitJob { parallelism: Some(2), savepoint: Some("/sp/a bé.rvsp".into()) })
+        );
+        assert_eq!(route("POST", "/jobs/3/stop", None), Ok(Route::StopJob(JobId(3))));
+        assert_eq!(route("POST", "/jobs/job-3/savepoints", None), Ok(Route::TriggerSavepoint(JobId(3))));
+        assert_eq!(route("GET", "/jobs/3/savepoints/2", None), Ok(Route::Savepoint(JobId(3), 2)));
         assert_eq!(route("GET", "/jobs/job-3", None), Ok(Route::Job(JobId(3))));
         assert_eq!(route("GET", "/jobs/3", None), Ok(Route::Job(JobId(3))));
         assert_eq!(route("POST", "/jobs/job-3/cancel", None), Ok(Route::CancelJob(JobId(3))));
@@ -183,7 +268,8 @@ mod tests {
 
     #[test]
     fn unknown_paths_are_404() {
-        for path in ["/", "", "/job", "/jobs/", "/jobs//cancel", "/jobs/3/stop", "/jobs/3/cancel/x", "//jobs"]
+        for path in
+            ["/", "", "/job", "/jobs/", "/jobs//cancel", "/jobs/3/drain", "/jobs/3/cancel/x", "//jobs"]
         {
             let error = route("GET", path, None).unwrap_err();
             assert_eq!(error.status(), 404, "{path:?}: {error}");
@@ -219,7 +305,7 @@ mod tests {
         let message = |query: &str| route("POST", "/jobs", Some(query)).unwrap_err().to_string();
         assert_eq!(
             message("paralellism=4"),
-            "unknown query parameter \"paralellism\"; POST /jobs takes only `parallelism`"
+            "unknown query parameter \"paralellism\"; POST /jobs takes only `parallelism` and `savepoint`"
         );
         assert_eq!(message("parallelism=0"), "`parallelism` must be a number from 1 to 1024, got \"0\"");
         assert_eq!(
@@ -229,8 +315,24 @@ mod tests {
         assert_eq!(message("parallelism=+2"), "`parallelism` must be a number from 1 to 1024, got \"+2\"");
         assert_eq!(message("parallelism"), "`parallelism` must be a number from 1 to 1024, got \"\"");
         assert_eq!(message("parallelism=2&parallelism=3"), "`parallelism` is given twice");
+        assert!(message("savepoint=%zz").starts_with("`savepoint` must be a percent-encoded UTF-8 path"));
+        assert!(message("savepoint=%ff").starts_with("`savepoint` must be a percent-encoded UTF-8 path"));
+        assert_eq!(message("savepoint="), "`savepoint` is empty: it takes a savepoint file's path");
+        assert_eq!(message("savepoint=/a&savepoint=/b"), "`savepoint` is given twice");
+        let error = route("GET", "/jobs/3/savepoints/0", None).unwrap_err();
+        assert_eq!(error.to_string(), "\"0\" is not a savepoint request number (expected 1, 2, ...)");
+        assert_eq!(route("GET", "/jobs/3/savepoints/+1", None).unwrap_err().status(), 400);
+        assert!(matches!(route("GET", "/jobs/3/savepoints", None), Err(RouteError::MethodNotAllowed { .. })));
         let error = route("GET", "/jobs", Some("x=1")).unwrap_err();
         assert_eq!(error.to_string(), "/jobs takes no query parameters, got \"x=1\"");
+    }
+
+    #[test]
+    fn paths_survive_percent_encoding() {
+        for path in ["/tmp/sp/savepoint-job-1-2.rvsp", "/a b/c&d=e/é+%", ""] {
+            assert_eq!(percent_decode(&percent_encode(path)).as_deref(), Some(path));
+        }
+        assert_eq!(percent_encode("/a b&c"), "/a%20b%26c");
     }
 
     #[test]

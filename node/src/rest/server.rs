@@ -34,7 +34,8 @@ use smol::Timer;
 use smol_hyper::rt::{FuturesIo, SmolTimer};
 
 use super::api::{
-    ErrorBody, JobDetails, JobList, JobRef, JobSummary, Overview, TaskManagerDetails, TaskManagerList,
+    ErrorBody, JobDetails, JobList, JobRef, JobSummary, Overview, SavepointDetails, SavepointRef,
+    SavepointRequest, TaskManagerDetails, TaskManagerList,
 };
 use super::router::{self, Route, RouteError};
 use super::{
@@ -201,19 +202,61 @@ async fn serve(
             ClientResponse::CancelRequested { job } => {
                 Ok(json(StatusCode::ACCEPTED, &JobRef { id: job.to_string() }))
             }
-            // Unknown to cancel: never submitted, or already ended (and still in the history).
-            ClientResponse::UnknownJob { job } => match ask(jm, ClientRequest::JobStatus { job }).await? {
-                ClientResponse::Job { job: info } => Err(Refusal::new(
-                    StatusCode::CONFLICT,
-                    format!("{job} is not running: it is {}", info.state),
-                )),
-                _ => Err(no_such_job(job)),
-            },
+            ClientResponse::UnknownJob { job } => Err(not_running(jm, job).await),
             other => Err(unexpected(&other)),
         },
-        Route::SubmitJob { parallelism } => {
+        Route::StopJob(job) => match ask(jm, ClientRequest::Stop { job }).await? {
+            ClientResponse::StopRequested { job } => {
+                Ok(json(StatusCode::ACCEPTED, &JobRef { id: job.to_string() }))
+            }
+            ClientResponse::UnknownJob { job } => Err(not_running(jm, job).await),
+            other => Err(unexpected(&other)),
+        },
+        Route::TriggerSavepoint(job) => {
+            let body = read_body(request.into_body(), "the savepoint request").await?;
+            let asked: SavepointRequest = if body.iter().all(u8::is_ascii_whitespace) {
+                SavepointRequest::default()
+            } else {
+                serde_json::from_slice(&body).map_err(|e| {
+                    Refusal::new(StatusCode::BAD_REQUEST, format!("the savepoint request is not valid: {e}"))
+                })?
+            };
+            let request = ClientRequest::Savepoint { job, directory: asked.directory, stop: asked.stop };
+            match ask(jm, request).await? {
+                ClientResponse::SavepointTriggered { job, request } => {
+                    let mut response =
+                        json(StatusCode::ACCEPTED, &SavepointRef { id: job.to_string(), request });
+                    let location = HeaderValue::from_str(&format!("/jobs/{job}/savepoints/{request}"))
+                        .expect("an id is ASCII");
+                    response.headers_mut().insert(LOCATION, location);
+                    Ok(response)
+                }
+                ClientResponse::SavepointRefused { error, .. } => {
+                    Err(Refusal::new(StatusCode::CONFLICT, error))
+                }
+                ClientResponse::UnknownJob { job } => Err(not_running(jm, job).await),
+                other => Err(unexpected(&other)),
+            }
+        }
+        Route::Savepoint(job, request) => match ask(jm, ClientRequest::JobStatus { job }).await? {
+            ClientResponse::Job { job: info } => {
+                match info.savepoints.iter().find(|s| s.request == request) {
+                    Some(savepoint) => Ok(json(StatusCode::OK, &SavepointDetails::new(savepoint))),
+                    None => Err(Refusal::new(
+                        StatusCode::NOT_FOUND,
+                        format!(
+                            "{job} has no savepoint request {request} (the JobManager keeps its recent ones)"
+                        ),
+                    )),
+                }
+            }
+            ClientResponse::UnknownJob { job } => Err(no_such_job(job)),
+            other => Err(unexpected(&other)),
+        },
+        Route::SubmitJob { parallelism, savepoint } => {
             let job_file = read_job_file(request.into_body()).await?;
-            match ask(jm, ClientRequest::Submit { job_file, parallelism }).await? {
+            let request = ClientRequest::Submit { job_file, parallelism, from_savepoint: savepoint };
+            match ask(jm, request).await? {
                 ClientResponse::Submitted { job } => {
                     let mut response = json(StatusCode::CREATED, &JobRef { id: job.to_string() });
                     let location = HeaderValue::from_str(&format!("/jobs/{job}")).expect("an id is ASCII");
@@ -227,31 +270,23 @@ async fn serve(
     }
 }
 
+/// Unknown to cancel or stop: never submitted (404), or already ended and still in the history
+/// (409).
+async fn not_running(jm: &JobManagerHandle, job: JobId) -> Refusal {
+    match ask(jm, ClientRequest::JobStatus { job }).await {
+        Ok(ClientResponse::Job { job: info }) => {
+            Refusal::new(StatusCode::CONFLICT, format!("{job} is not running: it is {}", info.state))
+        }
+        Ok(_) => no_such_job(job),
+        Err(refusal) => refusal,
+    }
+}
+
 /// The body of `POST /jobs`: a job file's text, at most [`BODY_BYTES_MAX`] bytes, arriving within
 /// [`BODY_READ_TIMEOUT`].
 async fn read_job_file(body: Incoming) -> Result<String, Refusal> {
-    let too_large = |message: String| Refusal::new(StatusCode::PAYLOAD_TOO_LARGE, message);
-    // A declared length is refused before a byte of the body is read.
-    let declared = body.size_hint().lower();
-    if declared > BODY_BYTES_MAX as u64 {
-        return Err(too_large(format!(
-            "the job file has {declared} bytes; at most {BODY_BYTES_MAX} are accepted"
-        )));
-    }
-    let bytes = match within(BODY_READ_TIMEOUT, Limited::new(body, BODY_BYTES_MAX).collect()).await {
-        None => {
-            let message = format!("the body did not arrive within {} s", BODY_READ_TIMEOUT.as_secs());
-            return Err(Refusal::new(StatusCode::REQUEST_TIMEOUT, message));
-        }
-        Some(Err(error)) if error.is::<LengthLimitError>() => {
-            return Err(too_large("more than that".to_owned()))
-        }
-        Some(Err(error)) => {
-            return Err(Refusal::new(StatusCode::BAD_REQUEST, format!("cannot read the body: {error}")));
-        }
-        Some(Ok(collected)) => collected.to_bytes(),
-    };
-    let text = String::from_utf8(bytes.to_vec()).map_err(|e| {
+    let bytes = read_body(body, "the job file").await?;
+    let text = String::from_utf8(bytes).map_err(|e| {
         let at = e.utf8_error().valid_up_to();
         Refusal::new(StatusCode::BAD_REQUEST, format!("the body is not UTF-8 text (at byte {at})"))
     })?;
@@ -262,6 +297,28 @@ async fn read_job_file(body: Incoming) -> Result<String, Refusal> {
         ));
     }
     Ok(text)
+}
+
+/// A request's body, at most [`BODY_BYTES_MAX`] bytes arriving within [`BODY_READ_TIMEOUT`]; `what`
+/// names it in errors.
+async fn read_body(body: Incoming, what: &str) -> Result<Vec<u8>, Refusal> {
+    let too_large = |message: String| Refusal::new(StatusCode::PAYLOAD_TOO_LARGE, message);
+    // A declared length is refused before a byte of the body is read.
+    let declared = body.size_hint().lower();
+    if declared > BODY_BYTES_MAX as u64 {
+        return Err(too_large(format!("{what} has {declared} bytes; at most {BODY_BYTES_MAX} are accepted")));
+    }
+    match within(BODY_READ_TIMEOUT, Limited::new(body, BODY_BYTES_MAX).collect()).await {
+        None => {
+            let message = format!("the body did not arrive within {} s", BODY_READ_TIMEOUT.as_secs());
+            Err(Refusal::new(StatusCode::REQUEST_TIMEOUT, message))
+        }
+        Some(Err(error)) if error.is::<LengthLimitError>() => Err(too_large("more than that".to_owned())),
+        Some(Err(error)) => {
+            Err(Refusal::new(StatusCode::BAD_REQUEST, format!("cannot read the body: {error}")))
+        }
+        Some(Ok(collected)) => Ok(collected.to_bytes().to_vec()),
+    }
 }
 
 async fn ask(jm: &JobManagerHandle, request: ClientRequest) -> Result<ClientResponse, Refusal> {
