@@ -57,7 +57,11 @@ pub struct SharedStore(pub Arc<Mutex<dyn CheckpointStore>>);
 
 impl SharedStore {
     pub fn memory() -> SharedStore {
-        SharedStore(Arc::new(Mutex::new(MemoryStore::default())))
+        SharedStore::new(MemoryStore::default())
+    }
+
+    pub fn new(store: impl CheckpointStore + 'static) -> SharedStore {
+        SharedStore(Arc::new(Mutex::new(store)))
     }
 
     pub fn lock(&self) -> std::sync::MutexGuard<'_, dyn CheckpointStore + 'static> {

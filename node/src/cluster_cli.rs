@@ -16,7 +16,8 @@ use rivulet_core::ids::TaskManagerId;
 use rivulet_core::limits::JOB_FILE_BYTES_MAX;
 use rivulet_node::checkpoint_store::SharedStore;
 use rivulet_node::cluster::{run_job_manager, run_task_manager, JobManagerNodeConfig, TaskManagerNodeConfig};
-use rivulet_node::config::{DataDir, JobManagerArgs, TaskManagerArgs};
+use rivulet_node::config::{CheckpointStoreKind, DataDir, JobManagerArgs, TaskManagerArgs};
+use rivulet_node::dir_store::DirStore;
 use rivulet_node::heed_store::HeedStore;
 use rivulet_node::net::{Runtime, SmolRuntime, HANDSHAKE_TIMEOUT_DEFAULT};
 use rivulet_node::rest::api::{
@@ -53,8 +54,12 @@ pub fn job_manager(args: &JobManagerArgs) -> ExitCode {
     // With a data directory, jobs and checkpoints outlive the process: a JobManager started on it
     // again takes the running jobs over. Without one they live in memory.
     if let Some(data_dir) = &_data_dir {
-        match HeedStore::open(data_dir.path()) {
-            Ok(store) => config.checkpoints = SharedStore(std::sync::Arc::new(std::sync::Mutex::new(store))),
+        let opened = match settings.checkpoint_store {
+            CheckpointStoreKind::Lmdb => HeedStore::open(data_dir.path()).map(SharedStore::new),
+            CheckpointStoreKind::Dir => DirStore::open(data_dir.path()).map(SharedStore::new),
+        };
+        match opened {
+            Ok(store) => config.checkpoints = store,
             Err(error) => {
                 eprintln!("error: {error}");
                 return ExitCode::FAILURE;

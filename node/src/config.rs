@@ -71,6 +71,10 @@ pub struct JobManagerArgs {
     /// [default: none, nothing is kept on disk]
     #[arg(long, env = "RIVULET_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// How the data directory keeps jobs and checkpoints: `lmdb` (one LMDB environment in
+    /// DIR/jobmanager) or `dir` (plain files in DIR/checkpoints) [default: lmdb]
+    #[arg(long, env = "RIVULET_CHECKPOINT_STORE", value_name = "lmdb|dir", value_parser = parse_checkpoint_store)]
+    pub checkpoint_store: Option<CheckpointStoreKind>,
     /// The cluster id; nodes of different clusters refuse each other [default: 0]
     #[arg(long, env = "RIVULET_CLUSTER")]
     pub cluster: Option<u64>,
@@ -89,6 +93,7 @@ pub struct JobManagerSettings {
     /// `None`: no REST API.
     pub rest_listen: Option<String>,
     pub data_dir: Option<PathBuf>,
+    pub checkpoint_store: CheckpointStoreKind,
     pub cluster: ClusterId,
     /// Its heartbeat settings, validated.
     pub resource_manager: ResourceManagerConfig,
@@ -101,6 +106,8 @@ pub struct JobManagerFile {
     listen: Option<String>,
     rest_listen: Option<String>,
     data_dir: Option<PathBuf>,
+    #[serde(default, deserialize_with = "checkpoint_store")]
+    checkpoint_store: Option<CheckpointStoreKind>,
     cluster: Option<u64>,
     #[serde(default, deserialize_with = "duration")]
     heartbeat_interval: Option<Duration>,
@@ -142,10 +149,36 @@ impl JobManagerArgs {
                 .data_dir
                 .clone()
                 .or_else(|| file.data_dir.map(|dir| beside(self.config.as_deref(), dir))),
+            checkpoint_store: self.checkpoint_store.or(file.checkpoint_store).unwrap_or_default(),
             cluster: ClusterId(self.cluster.or(file.cluster).unwrap_or(0)),
             resource_manager,
         })
     }
+}
+
+/// How a JobManager's data directory keeps jobs and checkpoints.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CheckpointStoreKind {
+    /// One LMDB environment (heed) in `DIR/jobmanager`.
+    #[default]
+    Lmdb,
+    /// Plain files in `DIR/checkpoints`.
+    Dir,
+}
+
+pub fn parse_checkpoint_store(text: &str) -> Result<CheckpointStoreKind, String> {
+    match text {
+        "lmdb" => Ok(CheckpointStoreKind::Lmdb),
+        "dir" => Ok(CheckpointStoreKind::Dir),
+        other => Err(format!("{other:?} is no checkpoint store (lmdb or dir)")),
+    }
+}
+
+fn checkpoint_store<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<CheckpointStoreKind>, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    parse_checkpoint_store(&text).map(Some).map_err(serde::de::Error::custom)
 }
 
 /// `rivulet taskmanager`'s settings as given.
@@ -447,6 +480,7 @@ mod tests {
                 listen: "0.0.0.0:6123".into(),
                 rest_listen: Some("127.0.0.1:8081".into()),
                 data_dir: None,
+                checkpoint_store: CheckpointStoreKind::Lmdb,
                 cluster: ClusterId(0),
                 resource_manager: ResourceManagerConfig::default(),
             }
@@ -462,8 +496,12 @@ mod tests {
     #[test]
     fn the_file_overrides_defaults_and_flags_override_the_file() {
         let file = "listen = \"10.0.0.1:7000\"\nrest_listen = \"none\"\ncluster = 7\n\
-                    heartbeat_interval = \"200ms\"\nheartbeat_timeout = \"2s\"\ndata_dir = \"state\"\n";
+                    heartbeat_interval = \"200ms\"\nheartbeat_timeout = \"2s\"\ndata_dir = \"state\"\n\
+                    checkpoint_store = \"dir\"\n";
         let settings = job_manager_args(&[]).over(jm_file(file)).unwrap();
+        assert_eq!(settings.checkpoint_store, CheckpointStoreKind::Dir);
+        let lmdb = job_manager_args(&["--checkpoint-store", "lmdb"]).over(jm_file(file)).unwrap();
+        assert_eq!(lmdb.checkpoint_store, CheckpointStoreKind::Lmdb, "the flag wins");
         assert_eq!(settings.listen, "10.0.0.1:7000");
         assert_eq!(settings.rest_listen, None, "`none` turns the REST API off");
         assert_eq!(settings.cluster, ClusterId(7));
@@ -543,6 +581,11 @@ mod tests {
         let message = parse_error::<JobManagerFile>("cluster = \"seven\"\n");
         assert!(
             message.starts_with("node.toml: line 1, column 11: `cluster`: invalid type: string"),
+            "{message}"
+        );
+        let message = parse_error::<JobManagerFile>("checkpoint_store = \"s3\"\n");
+        assert!(
+            message.ends_with("`checkpoint_store`: \"s3\" is no checkpoint store (lmdb or dir)"),
             "{message}"
         );
         let message = parse_error::<JobManagerFile>("listen = \n");

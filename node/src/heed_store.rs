@@ -35,11 +35,11 @@ pub const STORE_BYTES_MAX: usize = 64 << 30;
 
 /// What the `checkpoints` database keeps of a checkpoint besides its snapshots.
 #[derive(Serialize, Deserialize)]
-struct CheckpointMeta {
-    attempt: u32,
-    triggered_at_nanos: u64,
-    completed_at_nanos: u64,
-    subtasks: u32,
+pub(crate) struct CheckpointMeta {
+    pub attempt: u32,
+    pub triggered_at_nanos: u64,
+    pub completed_at_nanos: u64,
+    pub subtasks: u32,
 }
 
 pub struct HeedStore {
@@ -53,13 +53,13 @@ fn err(what: &str) -> impl Fn(heed::Error) -> String + '_ {
     move |e| format!("the JobManager store: {what}: {e}")
 }
 
-fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     let mut out = vec![RECORD_FORMAT];
     out.extend(postcard::to_stdvec(value).expect("records always encode"));
     out
 }
 
-fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8], what: &str) -> Result<T, String> {
+pub(crate) fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8], what: &str) -> Result<T, String> {
     match bytes.split_first() {
         Some((&RECORD_FORMAT, body)) => postcard::from_bytes(body)
             .map_err(|e| format!("the JobManager store: {what} does not decode: {e}")),

@@ -16,6 +16,7 @@ pub mod checkpoint_store;
 pub mod cluster;
 pub mod config;
 pub mod connectors;
+pub mod dir_store;
 pub mod heed_store;
 pub mod local_cluster;
 pub mod net;

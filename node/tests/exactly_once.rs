@@ -185,8 +185,13 @@ struct Cluster {
 
 impl Cluster {
     fn start() -> Cluster {
+        Cluster::start_with(&[])
+    }
+
+    /// A cluster whose JobManager runs with `job_manager_args`.
+    fn start_with(job_manager_args: &[&str]) -> Cluster {
         let mut processes = Processes(Vec::new());
-        let addresses = start_job_manager(&mut processes, &[]);
+        let addresses = start_job_manager(&mut processes, job_manager_args);
         let (job_manager, rest) = (addresses.listen, addresses.rest.expect("the REST API is on by default"));
         let mut cluster = Cluster { processes, job_manager, rest, task_managers: BTreeMap::new() };
         for id in ["1", "2"] {
@@ -247,12 +252,13 @@ impl Cluster {
         String::from_utf8_lossy(&out.stdout).trim().to_owned()
     }
 
-    /// `rivulet savepoint JOB DIR` or `rivulet stop --savepoint JOB DIR`: the savepoint's path.
-    fn savepoint(&self, job: &str, dir: &Path, stop: bool) -> String {
-        let dir = dir.to_str().unwrap();
-        let args: &[&str] = if stop { &["stop", "--savepoint", job, dir] } else { &["savepoint", job, dir] };
+    /// `rivulet savepoint JOB [DIR]` or `rivulet stop --savepoint JOB [DIR]`: the savepoint's path.
+    fn savepoint(&self, job: &str, dir: Option<&Path>, stop: bool) -> String {
+        let mut args: Vec<&str> =
+            if stop { vec!["stop", "--savepoint", job] } else { vec!["savepoint", job] };
+        args.extend(dir.map(|d| d.to_str().unwrap()));
         let out =
-            Command::new(RIVULET).args(args).args(["--rest", &self.rest]).output().expect("rivulet runs");
+            Command::new(RIVULET).args(&args).args(["--rest", &self.rest]).output().expect("rivulet runs");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "rivulet {args:?}: {stderr}");
         let path = String::from_utf8_lossy(&out.stdout).trim().to_owned();
@@ -625,10 +631,18 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 /// Starts the cluster, submits the job, waits for its first committed checkpoint and kills
 /// `kills` times; the cluster, the job's id and the output directory.
 fn run_with_kills(dir: &Path, count: Option<u64>, kills: usize) -> (Cluster, String, std::path::PathBuf) {
+    run_with_kills_on(Cluster::start(), dir, count, kills)
+}
+
+fn run_with_kills_on(
+    mut cluster: Cluster,
+    dir: &Path,
+    count: Option<u64>,
+    kills: usize,
+) -> (Cluster, String, std::path::PathBuf) {
     let out_dir = dir.join("out");
     let job_path = dir.join("job.toml");
     std::fs::write(&job_path, job_text(&out_dir, count)).unwrap();
-    let mut cluster = Cluster::start();
     let job = cluster.submit(&job_path);
     wait_for(
         "the job to run and commit its first checkpoint",
@@ -681,11 +695,21 @@ fn wait_for_final_parts(out_dir: &Path) {
 fn a_job_stopped_with_a_savepoint_resumes_from_it_as_a_new_job_with_every_window_once() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
-    let (cluster, job, out_dir) = run_with_kills(dir.path(), None, 1);
+    // The JobManager keeps its checkpoints as plain files, and savepoints by default under its
+    // data directory.
+    let data_dir = dir.path().join("jobmanager");
+    let data_arg = data_dir.to_str().unwrap();
+    let cluster = Cluster::start_with(&["--data-dir", data_arg, "--checkpoint-store", "dir"]);
+    let (cluster, job, out_dir) = run_with_kills_on(cluster, dir.path(), None, 1);
+    let stored = data_dir.join("checkpoints").join(&job);
+    let holds_checkpoints = std::fs::read_dir(&stored)
+        .is_ok_and(|mut d| d.any(|e| e.unwrap().file_name().to_string_lossy().starts_with("chk-")));
+    assert!(holds_checkpoints, "the directory store holds the job's checkpoints in {}", stored.display());
     let savepoints = dir.path().join("savepoints");
 
     // A savepoint leaves the job running.
-    let first = cluster.savepoint(&job, &savepoints, false);
+    let first = cluster.savepoint(&job, Some(&savepoints), false);
+    assert!(first.starts_with(savepoints.to_str().unwrap()), "{first}");
     assert!(cluster.status(&job).running(), "the job runs on after a savepoint");
     let committed = last_committed_checkpoint(&out_dir);
     wait_for(
@@ -695,11 +719,13 @@ fn a_job_stopped_with_a_savepoint_resumes_from_it_as_a_new_job_with_every_window
     );
 
     // Stopping with a savepoint: the output is exactly the savepoint's.
-    let second = cluster.savepoint(&job, &savepoints, true);
-    assert_ne!(first, second);
+    let second = cluster.savepoint(&job, None, true);
+    let default_dir = data_dir.join("savepoints");
+    assert!(second.starts_with(default_dir.to_str().unwrap()), "the default directory: {second}");
     let status = cluster.wait_for_end(&job);
     assert_eq!(status.state, "canceled", "{}", status.text);
     assert!(status.text.contains(&second), "the status names the savepoint:\n{}", status.text);
+    assert!(!stored.exists(), "an ended job's checkpoints are deleted");
     let parts = visible_parts(&out_dir);
     assert!(parts.iter().all(|p| p.1.is_some()), "a stopped job published no final part: {parts:?}");
     let windows = read_windows(&out_dir);

@@ -1,0 +1,273 @@
+//! The JobManager's durable store as plain files in `<data-dir>/checkpoints` (`--checkpoint-store
+//! dir`): for a single machine, where a directory one can list, copy and back up is handier than
+//! an LMDB environment.
+//!
+//! ```text
+//! <data-dir>/checkpoints/
+//!   job-3.record                 the JobRecord (format byte + postcard)
+//!   job-3/chk-00000000000000000012/
+//!     meta                       attempt, times, subtask count (format byte + postcard)
+//!     subtask-0 … subtask-N      each subtask's snapshot bytes (versioned and checksummed by the core)
+//! ```
+//!
+//! Every write is whole or absent after a crash: a record is written under a hidden temporary
+//! name, synced and renamed; a checkpoint is built in a hidden `.chk-<id>.writing` directory, each
+//! file synced, then renamed to `chk-<id>` and the job's directory synced — only then is it
+//! acknowledged — and the checkpoints beyond `retained` are deleted after. Hidden leftovers of a
+//! crash are ignored and removed by the next write. Reading checks everything: a missing snapshot,
+//! a record of another format, a name that is not the store's are errors naming the file.
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rivulet_core::ids::{AttemptId, CheckpointId, JobId};
+use rivulet_core::jobmanager::checkpoint_coordinator::CompletedCheckpoint;
+use rivulet_core::jobmanager::job_manager::JobRecord;
+use rivulet_core::time::Instant;
+
+use crate::checkpoint_store::CheckpointStore;
+use crate::heed_store::{decode, encode, CheckpointMeta};
+
+pub struct DirStore {
+    root: PathBuf,
+}
+
+fn io(what: String) -> impl Fn(std::io::Error) -> String {
+    move |e| format!("the JobManager store: {what}: {e}")
+}
+
+/// Writes `bytes` to `path` and syncs the file.
+fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    let mut file = File::create(path).map_err(io(format!("cannot create {}", path.display())))?;
+    file.write_all(bytes).map_err(io(format!("cannot write {}", path.display())))?;
+    file.sync_all().map_err(io(format!("cannot sync {}", path.display())))
+}
+
+fn sync_dir(dir: &Path) -> Result<(), String> {
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io(format!("cannot sync {}", dir.display())))
+}
+
+impl DirStore {
+    /// Opens (creating) the store under `data_dir`.
+    pub fn open(data_dir: &Path) -> Result<DirStore, String> {
+        let root = data_dir.join("checkpoints");
+        fs::create_dir_all(&root).map_err(io(format!("cannot create {}", root.display())))?;
+        Ok(DirStore { root })
+    }
+
+    fn job_dir(&self, job: JobId) -> PathBuf {
+        self.root.join(job.to_string())
+    }
+
+    /// The job's checkpoint ids, ascending; hidden leftovers are skipped.
+    fn checkpoint_ids(&self, job: JobId) -> Result<Vec<u64>, String> {
+        let dir = self.job_dir(job);
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io(format!("cannot list {}", dir.display()))(e)),
+        };
+        let mut ids = Vec::new();
+        for entry in entries {
+            let name = entry.map_err(io(format!("cannot list {}", dir.display())))?.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with('.') {
+                continue;
+            }
+            let id = name.strip_prefix("chk-").and_then(|n| n.parse::<u64>().ok()).ok_or_else(|| {
+                format!("the JobManager store: {} holds {name:?}, which is not a checkpoint", dir.display())
+            })?;
+            ids.push(id);
+        }
+        ids.sort_unstable();
+        Ok(ids)
+    }
+
+    /// Removes what a crash left half-written in the job's directory.
+    fn remove_leftovers(&self, job: JobId) {
+        let Ok(entries) = fs::read_dir(self.job_dir(job)) else { return };
+        for entry in entries.flatten() {
+            if entry.file_name().to_string_lossy().starts_with('.') {
+                let _ = fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+}
+
+fn checkpoint_name(id: u64) -> String {
+    format!("chk-{id:020}")
+}
+
+impl CheckpointStore for DirStore {
+    fn persist(
+        &mut self,
+        job: JobId,
+        checkpoint: &Arc<CompletedCheckpoint>,
+        retained: u16,
+    ) -> Result<(), String> {
+        let job_dir = self.job_dir(job);
+        let fresh = !job_dir.exists();
+        fs::create_dir_all(&job_dir).map_err(io(format!("cannot create {}", job_dir.display())))?;
+        if fresh {
+            sync_dir(&self.root)?;
+        }
+        self.remove_leftovers(job);
+        let id = checkpoint.id.0;
+        let building = job_dir.join(format!(".{}.writing", checkpoint_name(id)));
+        fs::create_dir(&building).map_err(io(format!("cannot create {}", building.display())))?;
+        let meta = CheckpointMeta {
+            attempt: checkpoint.attempt.0,
+            triggered_at_nanos: checkpoint.triggered_at.as_nanos(),
+            completed_at_nanos: checkpoint.completed_at.as_nanos(),
+            subtasks: u32::try_from(checkpoint.snapshots.len()).map_err(|_| "too many subtasks")?,
+        };
+        write_synced(&building.join("meta"), &encode(&meta))?;
+        for (subtask, bytes) in checkpoint.snapshots.iter().enumerate() {
+            write_synced(&building.join(format!("subtask-{subtask}")), bytes)?;
+        }
+        sync_dir(&building)?;
+        let target = job_dir.join(checkpoint_name(id));
+        fs::rename(&building, &target).map_err(io(format!("cannot rename into {}", target.display())))?;
+        sync_dir(&job_dir)?;
+        // Durable from here on; the oldest go.
+        let ids = self.checkpoint_ids(job)?;
+        let excess = ids.len().saturating_sub(usize::from(retained.max(1)));
+        for &old in &ids[..excess] {
+            let path = job_dir.join(checkpoint_name(old));
+            fs::remove_dir_all(&path).map_err(io(format!("cannot delete {}", path.display())))?;
+        }
+        Ok(())
+    }
+
+    fn checkpoints(&self, job: JobId) -> Result<Vec<Arc<CompletedCheckpoint>>, String> {
+        let mut out = Vec::new();
+        for id in self.checkpoint_ids(job)? {
+            let dir = self.job_dir(job).join(checkpoint_name(id));
+            let what = format!("{job} checkpoint {id}");
+            let read = |name: &str| {
+                let path = dir.join(name);
+                fs::read(&path).map_err(io(format!("{what}: cannot read {}", path.display())))
+            };
+            let meta: CheckpointMeta = decode(&read("meta")?, &what)?;
+            let snapshots =
+                (0..meta.subtasks).map(|s| read(&format!("subtask-{s}"))).collect::<Result<Vec<_>, _>>()?;
+            out.push(Arc::new(CompletedCheckpoint {
+                id: CheckpointId(id),
+                attempt: AttemptId(meta.attempt),
+                triggered_at: Instant::from_nanos(meta.triggered_at_nanos),
+                completed_at: Instant::from_nanos(meta.completed_at_nanos),
+                snapshots,
+            }));
+        }
+        Ok(out)
+    }
+
+    fn put_job(&mut self, record: &JobRecord) -> Result<(), String> {
+        let name = format!("{}.record", record.job);
+        let temporary = self.root.join(format!(".{name}.writing"));
+        write_synced(&temporary, &encode(record))?;
+        let target = self.root.join(&name);
+        fs::rename(&temporary, &target).map_err(io(format!("cannot rename into {}", target.display())))?;
+        sync_dir(&self.root)
+    }
+
+    fn jobs(&self) -> Result<Vec<JobRecord>, String> {
+        let entries = fs::read_dir(&self.root).map_err(io(format!("cannot list {}", self.root.display())))?;
+        let mut out = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(io(format!("cannot list {}", self.root.display())))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') || !name.ends_with(".record") {
+                continue;
+            }
+            let bytes = fs::read(entry.path()).map_err(io(format!("cannot read {name}")))?;
+            out.push(decode::<JobRecord>(&bytes, &format!("the job record {name}"))?);
+        }
+        out.sort_by_key(|r| r.job);
+        Ok(out)
+    }
+
+    fn remove_job(&mut self, job: JobId) -> Result<(), String> {
+        let record = self.root.join(format!("{job}.record"));
+        match fs::remove_file(&record) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io(format!("cannot delete {}", record.display()))(e)),
+        }
+        let dir = self.job_dir(job);
+        match fs::remove_dir_all(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io(format!("cannot delete {}", dir.display()))(e)),
+        }
+        sync_dir(&self.root)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn checkpoint(id: u64, subtasks: usize) -> Arc<CompletedCheckpoint> {
+        Arc::new(CompletedCheckpoint {
+            id: CheckpointId(id),
+            attempt: AttemptId(2),
+            triggered_at: Instant::from_nanos(10 * id),
+            completed_at: Instant::from_nanos(10 * id + 5),
+            snapshots: (0..subtasks).map(|s| vec![s as u8; 3 + s]).collect(),
+        })
+    }
+
+    #[test]
+    fn jobs_and_their_last_checkpoints_survive_reopening_and_crash_leftovers_are_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let (job, other) = (JobId(4), JobId(5));
+        let record = JobRecord {
+            job,
+            job_file: "[job]\n".into(),
+            parallelism: Some(2),
+            attempt: AttemptId(3),
+            failures: 3,
+        };
+        {
+            let mut store = DirStore::open(dir.path()).unwrap();
+            store.put_job(&record).unwrap();
+            for id in 1..=4 {
+                store.persist(job, &checkpoint(id, 3), 2).unwrap();
+            }
+            store.persist(other, &checkpoint(9, 1), 2).unwrap();
+        }
+        // A crash in the middle of writing checkpoint 5 and of a record.
+        let root = dir.path().join("checkpoints");
+        fs::create_dir(root.join("job-4/.chk-00000000000000000005.writing")).unwrap();
+        fs::write(root.join(".job-6.record.writing"), b"half").unwrap();
+        let mut store = DirStore::open(dir.path()).unwrap();
+        assert_eq!(store.jobs().unwrap(), vec![record.clone()]);
+        assert_eq!(store.checkpoints(job).unwrap(), vec![checkpoint(3, 3), checkpoint(4, 3)], "the last two");
+        assert_eq!(store.recoverable().unwrap(), vec![(record.clone(), Some(checkpoint(4, 3)))]);
+        store.persist(job, &checkpoint(5, 3), 2).unwrap();
+        assert_eq!(store.checkpoints(job).unwrap(), vec![checkpoint(4, 3), checkpoint(5, 3)]);
+        store.remove_job(job).unwrap();
+        assert!(store.jobs().unwrap().is_empty() && store.checkpoints(job).unwrap().is_empty());
+        assert_eq!(store.checkpoints(other).unwrap(), vec![checkpoint(9, 1)], "another job's stay");
+    }
+
+    #[test]
+    fn damage_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = DirStore::open(dir.path()).unwrap();
+        store.persist(JobId(1), &checkpoint(7, 2), 3).unwrap();
+        let chk = dir.path().join("checkpoints/job-1/chk-00000000000000000007");
+        fs::remove_file(chk.join("subtask-1")).unwrap();
+        let error = store.checkpoints(JobId(1)).unwrap_err();
+        assert!(error.contains("job-1 checkpoint 7") && error.contains("subtask-1"), "{error}");
+        fs::write(chk.join("meta"), [9, 1, 2]).unwrap();
+        let error = store.checkpoints(JobId(1)).unwrap_err();
+        assert!(error.contains("format 9"), "{error}");
+        fs::create_dir(dir.path().join("checkpoints/job-1/stray")).unwrap();
+        let error = store.checkpoints(JobId(1)).unwrap_err();
+        assert!(error.contains("\"stray\", which is not a checkpoint"), "{error}");
+    }
+}
