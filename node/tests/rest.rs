@@ -13,7 +13,9 @@ use std::time::Duration;
 
 use common::{start_job_manager, start_task_manager, Processes};
 use hyper::Method;
-use rivulet_node::rest::api::{ErrorBody, JobDetails, JobList, JobRef, Overview, TaskManagerList};
+use rivulet_node::rest::api::{
+    ErrorBody, JobDetails, JobList, JobRef, Overview, SavepointDetails, SavepointRef, TaskManagerList,
+};
 use rivulet_node::rest::client::{self, Reply};
 use serde::de::DeserializeOwned;
 
@@ -354,14 +356,17 @@ fn every_cluster_command_has_help() {
                 "--data-dir",
                 "--config",
                 "--heartbeat-timeout",
+                "--checkpoint-store",
                 "RIVULET_DATA_DIR",
             ][..],
         ),
         ("taskmanager", &["--jobmanager", "--slots", "--label", "--config", "RIVULET_CONFIG"]),
-        ("submit", &["--rest", "--parallelism", "RIVULET_REST"]),
+        ("submit", &["--rest", "--parallelism", "--from-savepoint", "RIVULET_REST"]),
         ("list", &["--rest"]),
         ("status", &["--rest"]),
         ("cancel", &["--rest"]),
+        ("stop", &["--rest", "--savepoint", "[DIR]"]),
+        ("savepoint", &["--rest", "[DIR]"]),
         ("taskmanagers", &["--rest"]),
     ] {
         let out = rivulet_with(&[command, "--help"], &[]);
@@ -371,4 +376,96 @@ fn every_cluster_command_has_help() {
             assert!(help.contains(flag), "`rivulet {command} --help` lacks {flag}:\n{help}");
         }
     }
+}
+
+#[test]
+fn savepoints_and_stops_over_rest_and_their_mistakes() {
+    let mut processes = Processes(Vec::new());
+    let addresses = start_job_manager(&mut processes, &[]);
+    let rest = addresses.rest.unwrap();
+    start_task_manager(&mut processes, &addresses.listen, "1", 2);
+    for poll in 0.. {
+        if !get::<TaskManagerList>(&rest, "/taskmanagers").taskmanagers.is_empty() {
+            break;
+        }
+        assert!(poll < POLLS_MAX, "the TaskManager did not register");
+        std::thread::sleep(POLL_SLEEP);
+    }
+    let job: JobRef = call(&rest, Method::POST, "/jobs", LONG_JOB).json().unwrap();
+    let job = job.id;
+    wait_for_state(&rest, &job, "running");
+    let savepoints = |body: &str| call(&rest, Method::POST, &format!("/jobs/{job}/savepoints"), body);
+
+    // No directory, and this JobManager has no data directory for a default one.
+    assert_error(&savepoints(""), 409, "no directory was given");
+    assert_error(&savepoints(r#"{"directory": "relative/dir"}"#), 409, "not an absolute path");
+    assert_error(&savepoints(r#"{"dir": "/tmp"}"#), 400, "unknown field `dir`");
+    assert_error(&savepoints("{"), 400, "the savepoint request is not valid");
+    assert_error(
+        &call(&rest, Method::GET, &format!("/jobs/{job}/savepoints/1"), ""),
+        404,
+        "no savepoint request 1",
+    );
+    assert_error(&call(&rest, Method::POST, "/jobs/job-9/savepoints", ""), 404, "no job job-9");
+
+    // A savepoint of a job without [job.checkpoints]: taken, written, and the job runs on.
+    let dir = tempfile::tempdir().unwrap();
+    let body = format!(r#"{{"directory": {:?}}}"#, dir.path().to_str().unwrap());
+    let reply = savepoints(&body);
+    assert_eq!(reply.status, 202, "{}", String::from_utf8_lossy(&reply.body));
+    let triggered: SavepointRef = reply.json().unwrap();
+    assert_eq!(triggered, SavepointRef { id: job.clone(), request: 1 });
+    let target = format!("/jobs/{job}/savepoints/1");
+    let details = (0..POLLS_MAX)
+        .map(|_| {
+            std::thread::sleep(POLL_SLEEP);
+            get::<SavepointDetails>(&rest, &target)
+        })
+        .find(|d| d.state != "in-progress")
+        .expect("the savepoint ends");
+    assert_eq!(details.state, "completed", "{details:?}");
+    let path = details.path.clone().unwrap();
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), details.bytes);
+    let status: JobDetails = get(&rest, &format!("/jobs/{job}"));
+    assert_eq!(status.state, "running");
+    assert_eq!(status.savepoints, vec![details.clone()]);
+    assert_eq!(status.checkpoints.map(|c| (c.completed, c.latest)), Some((1, details.checkpoint)));
+
+    // Resuming: a job that does not fit the savepoint, files that are not one.
+    let encoded = rivulet_node::rest::router::percent_encode(&path);
+    let other = LONG_JOB.replace("name = \"count\"", "name = \"tally\"");
+    let target = format!("/jobs?savepoint={encoded}");
+    assert_error(
+        &call(&rest, Method::POST, &target, &other),
+        400,
+        "runs `g -> count`; this job's runs `g -> tally`",
+    );
+    let missing = format!("/jobs?savepoint={}", dir.path().join("none.rvsp").display());
+    assert_error(&call(&rest, Method::POST, &missing, LONG_JOB), 400, "cannot read the savepoint");
+    assert_error(&call(&rest, Method::POST, "/jobs?savepoint=x.rvsp", LONG_JOB), 400, "not absolute");
+    std::fs::write(dir.path().join("junk.rvsp"), b"RVSP but not really").unwrap();
+    let junk = format!("/jobs?savepoint={}", dir.path().join("junk.rvsp").display());
+    assert_error(
+        &call(&rest, Method::POST, &junk, LONG_JOB),
+        400,
+        "junk.rvsp: the savepoint has 19 bytes, fewer than its 22-byte header",
+    );
+    let reply = call(&rest, Method::POST, &format!("/jobs?savepoint={encoded}"), LONG_JOB);
+    assert_eq!(reply.status, 201, "{}", String::from_utf8_lossy(&reply.body));
+    let resumed = reply.json::<JobRef>().unwrap().id;
+    let details = wait_for_state(&rest, &resumed, "running");
+    assert_eq!(details.checkpoints.and_then(|c| c.restored_from), status.savepoints[0].checkpoint);
+
+    // Stop drains: the job finishes. Then it is no longer running.
+    for job in [&job, &resumed] {
+        let reply = call(&rest, Method::POST, &format!("/jobs/{job}/stop"), "");
+        assert_eq!(reply.status, 202, "{}", String::from_utf8_lossy(&reply.body));
+        wait_for_state(&rest, job, "finished");
+        assert_error(&call(&rest, Method::POST, &format!("/jobs/{job}/stop"), ""), 409, "is not running");
+        assert_error(&savepoints_of(&rest, job), 409, "is not running");
+    }
+}
+
+fn savepoints_of(rest: &str, job: &str) -> Reply {
+    call(rest, Method::POST, &format!("/jobs/{job}/savepoints"), "")
 }

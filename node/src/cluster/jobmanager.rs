@@ -429,6 +429,9 @@ impl Node {
                 Err(_) => ClientResponse::UnknownJob { job },
             },
             ClientRequest::Savepoint { job, directory, stop } => {
+                if self.jm.job(job).map_or(true, |o| o.status.state.is_final()) {
+                    return ClientResponse::UnknownJob { job };
+                }
                 let directory = match directory.map(PathBuf::from).or_else(|| self.savepoint_dir.clone()) {
                     Some(dir) if dir.is_absolute() => dir.display().to_string(),
                     Some(dir) => {
