@@ -154,6 +154,7 @@ fn build<'a>(
         job_file: scenario.job_file.clone(),
         parallelism: scenario.parallelism,
         task_managers_at_end: scenario.expect.task_managers_at_end,
+        output: Some((files_root.join(SINK_DIR), expected.lines.len())),
         reconnect: scenario
             .faults
             .iter()
