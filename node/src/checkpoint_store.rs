@@ -12,6 +12,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use rivulet_core::ids::JobId;
 use rivulet_core::jobmanager::checkpoint_coordinator::CompletedCheckpoint;
@@ -38,6 +39,14 @@ pub trait CheckpointStore: Send {
 
     /// Forgets the job and its checkpoints (it ended).
     fn remove_job(&mut self, job: JobId) -> Result<(), String>;
+
+    /// How long the next checkpoint's durable write takes before it is made, in the driver's
+    /// time. The stores here write synchronously (zero); the simulator's store returns a delay,
+    /// so that a slow disk takes simulated time without blocking the JobManager's task — and a
+    /// crash during the delay loses the write, as it would an unsynced one.
+    fn persist_delay(&mut self) -> Duration {
+        Duration::ZERO
+    }
 
     /// Every recorded job with its latest completed checkpoint: what a JobManager starting on
     /// this store takes over.

@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use rivulet_core::ids::TaskManagerId;
 
+use crate::campaign::{mixed, one_way, single, FaultKind};
 use crate::rng::{SeedRng, STREAM_PARAMETERS, STREAM_SCENARIO};
 use crate::scenario::{Expect, Failures, Fault, Replay, Scenario, ScheduledFault, Trigger};
 use crate::{JOB_MANAGER, TASK_MANAGERS};
@@ -78,6 +79,12 @@ pub const SILENCE_UNNOTICED_MAX: Duration = Duration::from_millis(3_500);
 /// The shortest silence that must get a TaskManager declared dead: above the heartbeat timeout.
 pub const SILENCE_NOTICED_MIN: Duration = Duration::from_millis(5_500);
 
+/// How long a job may take to finish once the last fault was injected (liveness): a TaskManager
+/// declared dead meanwhile reconnects (a back-off of at most 5 s), the job restarts (a back-off
+/// of 1 s) from its latest checkpoint and runs its remaining 3 s, with a wide margin. Scenarios
+/// whose last fault leaves latency behind add to it.
+pub const LIVENESS_BOUND: Duration = Duration::from_secs(30);
+
 /// The kinds of scenario the sweep draws from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Kind {
@@ -107,10 +114,29 @@ pub enum Kind {
     /// The JobManager crashes and starts again on its durable store: it takes the job over from
     /// its latest checkpoint.
     JmRestart,
+    /// A link is cut in one direction only (a TaskManager's to or from the JobManager, or one
+    /// TaskManager's data to the other), then repaired.
+    OneWayPartition,
+    /// The links get latency jitter of up to 0.3-1.5 s for a while: segments of different
+    /// connections overtake each other.
+    Jitter,
+    /// Every checkpoint write of the JobManager's store takes 20-800 ms of simulated time.
+    SlowStore,
+    /// Every TaskManager holds each checkpoint acknowledgement back for 50-1,500 ms.
+    SlowAck,
+    /// The JobManager's messages to a TaskManager are cut for a while (a known open bug: the
+    /// finished job's output on that TaskManager is never committed).
+    OneWayJmToTm,
+    /// One TaskManager's data to the other is cut for a while (a known open bug: the stalled
+    /// data link is never noticed, and the job waits for ever).
+    OneWayData,
+    /// Each seed enables a random subset of the fault kinds and schedules two to four faults of
+    /// the enabled kinds, overlapping; slow storage and late acknowledgements for the whole run.
+    Mixed,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 11] = [
+    pub const ALL: [Kind; 18] = [
         Kind::Normal,
         Kind::TmCrash,
         Kind::TmBounce,
@@ -122,11 +148,18 @@ impl Kind {
         Kind::HeldJmLink,
         Kind::Chaos,
         Kind::JmRestart,
+        Kind::OneWayPartition,
+        Kind::Jitter,
+        Kind::SlowStore,
+        Kind::SlowAck,
+        Kind::Mixed,
+        Kind::OneWayJmToTm,
+        Kind::OneWayData,
     ];
 
     /// The kinds a sweep draws from when not told one: all but those that fail for a known bug
     /// still open (each is listed in `docs/simulation.md` with its replay command).
-    pub const DRAWN: [Kind; 11] = [
+    pub const DRAWN: [Kind; 16] = [
         Kind::Normal,
         Kind::TmCrash,
         Kind::TmBounce,
@@ -138,6 +171,11 @@ impl Kind {
         Kind::HeldJmLink,
         Kind::Chaos,
         Kind::JmRestart,
+        Kind::OneWayPartition,
+        Kind::Jitter,
+        Kind::SlowStore,
+        Kind::SlowAck,
+        Kind::Mixed,
     ];
 
     pub fn name(self) -> &'static str {
@@ -153,6 +191,13 @@ impl Kind {
             Kind::HeldJmLink => "held-jm-link",
             Kind::Chaos => "chaos",
             Kind::JmRestart => "jm-restart",
+            Kind::OneWayPartition => "one-way-partition",
+            Kind::Jitter => "jitter",
+            Kind::SlowStore => "slow-store",
+            Kind::SlowAck => "slow-ack",
+            Kind::Mixed => "mixed",
+            Kind::OneWayJmToTm => "one-way-jm-to-tm",
+            Kind::OneWayData => "one-way-data",
         }
     }
 
@@ -180,12 +225,29 @@ impl Kind {
             Kind::JmRestart => {
                 "the JobManager crashes and restarts 0.1-3 s later on its store; the job resumes"
             }
+            Kind::OneWayPartition => {
+                "a TaskManager's messages to the JobManager are cut 0.5-10 s, then pass again"
+            }
+            Kind::Jitter => {
+                "links get 0.3-1.5 s of latency jitter for a while: segments reorder across connections"
+            }
+            Kind::SlowStore => "every checkpoint write of the JobManager takes 20-800 ms",
+            Kind::SlowAck => "every checkpoint acknowledgement is held back 50-1,500 ms",
+            Kind::Mixed => "a random subset of the fault kinds, two to four faults of them at once",
+            Kind::OneWayJmToTm => "the JobManager's messages to a TaskManager are cut 0.5-10 s (open bug)",
+            Kind::OneWayData => "one TaskManager's data to the other is cut 0.5-10 s (open bug)",
         }
     }
 
-    /// The kind the sweep runs for `seed` when not told one.
+    /// The kind the sweep runs for `seed` when not told one: a mixed scenario half the time,
+    /// else one of the others.
     pub fn for_seed(seed: u64) -> Kind {
-        SeedRng::new(seed, STREAM_SCENARIO).pick(&Kind::DRAWN)
+        let mut rng = SeedRng::new(seed, STREAM_SCENARIO);
+        if rng.chance(1, 2) {
+            return Kind::Mixed;
+        }
+        let single: Vec<Kind> = Kind::DRAWN.into_iter().filter(|&k| k != Kind::Mixed).collect();
+        rng.pick(&single)
     }
 
     /// This kind's scenario for `seed`: its parameters drawn from the seed.
@@ -224,6 +286,13 @@ impl Kind {
             Kind::HeldJmLink => held_job_manager_link(victim, at, rng.millis(500..=10_000)),
             Kind::Chaos => chaos(&mut rng),
             Kind::JmRestart => jm_restart(at, rng.millis(100..=3_000)),
+            Kind::OneWayPartition => single(FaultKind::OneWayPartition, &mut rng),
+            Kind::Jitter => single(FaultKind::Jitter, &mut rng),
+            Kind::SlowStore => single(FaultKind::SlowStore, &mut rng),
+            Kind::SlowAck => single(FaultKind::SlowAck, &mut rng),
+            Kind::Mixed => mixed(&mut rng),
+            Kind::OneWayJmToTm => one_way(self, JOB_MANAGER, TASK_MANAGERS[victim], &mut rng),
+            Kind::OneWayData => one_way(self, TASK_MANAGERS[victim], TASK_MANAGERS[1 - victim], &mut rng),
         };
         if early {
             for fault in &mut scenario.faults {
@@ -257,7 +326,11 @@ fn base(name: &str, slots: [u16; 2], faults: Vec<ScheduledFault>, expect: Expect
         parallelism: None,
         slots,
         faults,
+        store_delay: None,
+        ack_delay: None,
+        enabled: Vec::new(),
         expect,
+        liveness_bound: LIVENESS_BOUND,
         duration_limit: SETTLE_LIMIT,
     }
 }
@@ -355,6 +428,7 @@ pub fn jm_slow(latency: Duration, trigger: Trigger, after: Duration, lasting: Op
     let mut s = base("jm-slow", [2, 2], faults, Expect::CLEAN);
     // Every exchange with the JobManager takes up to two latencies more.
     s.duration_limit += after + lasting.unwrap_or(SETTLE_LIMIT) + 10 * latency;
+    s.liveness_bound += 10 * latency;
     s
 }
 
@@ -368,6 +442,8 @@ pub fn jm_stall(latency: Duration, after: Duration, lasting: Duration) -> Scenar
     let expect = Expect { failures: Failures::AtLeastOne, ..Expect::CLEAN };
     let mut s = base("jm-stall", [2, 2], faults, expect);
     s.duration_limit += after + lasting + 2 * latency;
+    // Segments sent just before the latency ended still take it.
+    s.liveness_bound += latency;
     s
 }
 
@@ -418,7 +494,7 @@ pub fn held_job_manager_link(victim: usize, at: Duration, lasting: Duration) -> 
 
 /// `JOB` with room for many restarts: a chaos scenario may fail it more often than the default
 /// strategy (three restarts) allows, and giving up is not what it tests.
-fn patient_job() -> String {
+pub(crate) fn patient_job() -> String {
     let restart = "\n[job.restart]\nstrategy = \"fixed-delay\"\nattempts = 20\ndelay = \"1s\"\n";
     let job = JOB.replacen("parallelism = 2\n", &format!("parallelism = 2\n{restart}"), 1);
     assert!(job.contains(restart), "JOB's [job] table ends with its parallelism");
@@ -432,6 +508,7 @@ fn patient_job() -> String {
 fn chaos(rng: &mut SeedRng) -> Scenario {
     let mut faults = Vec::new();
     let mut limit = SETTLE_LIMIT;
+    let mut slow_tail = Duration::ZERO;
     let episodes = 2 + rng.below(2);
     for _ in 0..episodes {
         let at = rng.millis(0..=2_000);
@@ -463,6 +540,7 @@ fn chaos(rng: &mut SeedRng) -> Scenario {
                 let closed =
                     JOB_MANAGER_PEERS.iter().map(|&b| Fault::NormalLatency(JOB_MANAGER, b)).collect();
                 limit += 2 * latency;
+                slow_tail = slow_tail.max(latency);
                 (opened, closed, lasting)
             }
         };
@@ -474,6 +552,7 @@ fn chaos(rng: &mut SeedRng) -> Scenario {
     let mut s = base("chaos", slots, faults, Expect { failures: Failures::Any, ..Expect::CLEAN });
     s.job_file = patient_job();
     s.duration_limit = limit;
+    s.liveness_bound += slow_tail;
     s
 }
 

@@ -65,6 +65,9 @@ fn now() -> Duration {
 pub struct ClientPlan {
     pub job_file: String,
     pub parallelism: Option<u16>,
+    /// The file sink's directory and the lines it must commit: the client waits for them to be
+    /// visible before it is done.
+    pub output: Option<(std::path::PathBuf, usize)>,
     /// How many TaskManagers must be registered, every slot free, after the job ended.
     pub task_managers_at_end: usize,
     /// The JobManager may restart: a broken connection is reconnected (otherwise it fails the run).
@@ -142,7 +145,40 @@ pub async fn run_client(
             return Err(format!("listed the jobs after {job} ended {}, got {other:?}", final_info.state))
         }
     }
-    wait_until_settled(rt, &mut client, plan.task_managers_at_end, observed).await
+    wait_until_settled(rt, &mut client, plan.task_managers_at_end, observed).await?;
+    if let Some((dir, lines)) = &plan.output {
+        wait_for_output(rt, dir, *lines, observed).await;
+    }
+    Ok(())
+}
+
+/// How long after the TaskManagers settled the job's committed output may take to be visible:
+/// a sink publishes once the JobManager's word that the job finished reaches it, which may wait
+/// behind a slow link's segments.
+const OUTPUT_VISIBLE_LIMIT: Duration = Duration::from_secs(10);
+
+/// Waits until the sink's directory holds `lines` committed lines, for at most
+/// [`OUTPUT_VISIBLE_LIMIT`]; the harness then compares them exactly.
+async fn wait_for_output(
+    rt: &TurmoilRuntime,
+    dir: &std::path::Path,
+    lines: usize,
+    observed: &Rc<RefCell<Observed>>,
+) {
+    let since = now();
+    loop {
+        let committed = crate::output::committed_lines(dir).map(|l| l.len()).unwrap_or(0);
+        if committed >= lines {
+            return;
+        }
+        if now() - since > OUTPUT_VISIBLE_LIMIT {
+            observed.borrow_mut().note(format!(
+                "client: {committed} of {lines} lines committed {OUTPUT_VISIBLE_LIMIT:?} after the TaskManagers settled"
+            ));
+            return;
+        }
+        rt.sleep(POLL_INTERVAL).await;
+    }
 }
 
 /// Connects to the JobManager, retrying while it is not listening yet.

@@ -25,6 +25,7 @@ use crate::catalog::task_manager_id;
 use crate::checks::StatusChecker;
 use crate::client::{run_client, ClientPlan, Observed};
 use crate::output::{self, OutputDir, RecordingStore, StoreRecord};
+use crate::probe::{Probe, SharedProbe};
 use crate::runtime::{EventTrace, SharedTrace, TurmoilRuntime};
 use crate::scenario::{Failures, Fault, Scenario, ScheduledFault, Trigger};
 use crate::{
@@ -66,16 +67,21 @@ pub fn simulate(seed: u64, scenario: &Scenario) -> Result<Outcome, Failure> {
         seed,
         scenario: scenario.name.clone(),
         replay: scenario.replay_command(seed),
-        message,
+        message: format!(
+            "{message}\nthe scenario's faults:\n  {}",
+            scenario.fault_list().replace('\n', "\n  ")
+        ),
         notes,
     };
     let out = OutputDir::new(seed).map_err(|m| failure(m, Vec::new()))?;
     let expected = expected(scenario).map_err(|m| failure(m, Vec::new()))?;
     let trace: SharedTrace = Arc::new(Mutex::new(EventTrace::new()));
     let observed = Rc::new(RefCell::new(Observed::default()));
-    let (store, record) = RecordingStore::new();
+    let (store, record) = RecordingStore::new(seed, scenario.store_delay);
     let store = SharedStore(Arc::new(Mutex::new(store)));
-    let mut sim = build(seed, scenario, &expected, &trace, &observed, &store, out.path());
+    let probe = Probe::shared(seed, scenario.ack_delay);
+    let hosts = Hosts { trace: &trace, observed: &observed, store: &store, probe: &probe };
+    let mut sim = build(seed, scenario, &expected, &hosts, out.path());
 
     let mut notes = Vec::new();
     let sink_dir = out.path().join(SINK_DIR);
@@ -87,9 +93,12 @@ pub fn simulate(seed: u64, scenario: &Scenario) -> Result<Outcome, Failure> {
     // Stable: on a tie the harness's note (a fault) comes before what the client then saw.
     notes.sort_by_key(|n| n.at);
     let (ended_at, job, first_placement) = stepped
-        .and_then(|pending| judge(scenario, &expected, &observed, &pending, elapsed))
+        .and_then(|stepped| judge(scenario, &expected, &observed, &stepped, elapsed))
         .and_then(|judged| {
             if let Some(violation) = &record.lock().expect("the simulation has ended").violation {
+                return Err(violation.clone());
+            }
+            if let Some(violation) = &probe.lock().expect("the simulation has ended").violation {
                 return Err(violation.clone());
             }
             let committed = output::committed_lines(&sink_dir)?;
@@ -113,15 +122,22 @@ pub fn simulate(seed: u64, scenario: &Scenario) -> Result<Outcome, Failure> {
 
 /// The simulation of `scenario`: a JobManager, the TaskManagers and the client, recording into
 /// `trace` and reporting into `observed`.
+/// What the hosts of one simulation share with the harness.
+struct Hosts<'a> {
+    trace: &'a SharedTrace,
+    observed: &'a Rc<RefCell<Observed>>,
+    store: &'a SharedStore,
+    probe: &'a SharedProbe,
+}
+
 fn build<'a>(
     seed: u64,
     scenario: &Scenario,
     expected: &Expected,
-    trace: &SharedTrace,
-    observed: &Rc<RefCell<Observed>>,
-    store: &SharedStore,
+    hosts: &Hosts<'_>,
     files_root: &std::path::Path,
 ) -> turmoil::Sim<'a> {
+    let (trace, observed) = (hosts.trace, hosts.observed);
     let mut sim = turmoil::Builder::new()
         .rng_seed(seed)
         .epoch(SystemTime::UNIX_EPOCH + Duration::from_secs(EPOCH_SECS))
@@ -129,15 +145,16 @@ fn build<'a>(
         .min_message_latency(LATENCY_MIN)
         .max_message_latency(LATENCY_MAX)
         .build();
-    add_job_manager(&mut sim, trace, store);
+    add_job_manager(&mut sim, trace, hosts.store);
     for index in 0..TASK_MANAGERS.len() {
-        add_task_manager(&mut sim, trace, index, scenario.slots[index], files_root);
+        add_task_manager(&mut sim, trace, hosts.probe, index, scenario.slots[index], files_root);
     }
     let (observed, trace) = (observed.clone(), trace.clone());
     let plan = ClientPlan {
         job_file: scenario.job_file.clone(),
         parallelism: scenario.parallelism,
         task_managers_at_end: scenario.expect.task_managers_at_end,
+        output: Some((files_root.join(SINK_DIR), expected.lines.len())),
         reconnect: scenario
             .faults
             .iter()
@@ -155,6 +172,12 @@ fn build<'a>(
     sim
 }
 
+/// How stepping a simulation ended: the faults never injected, and when the last one was.
+struct Stepped {
+    pending: Vec<ScheduledFault>,
+    last_fault_at: Option<Duration>,
+}
+
 /// Steps the simulation until the client is done, injecting each fault of the scenario once it
 /// is due. The faults not injected, or why the simulation stopped.
 fn step_until_done(
@@ -164,12 +187,13 @@ fn step_until_done(
     observed: &Rc<RefCell<Observed>>,
     notes: &mut Vec<Note>,
     watch: &CommitWatch<'_>,
-) -> Result<Vec<ScheduledFault>, String> {
+) -> Result<Stepped, String> {
     let mut pending: Vec<ScheduledFault> = scenario.faults.clone();
+    let mut last_fault_at = None;
     let mut steps = 0u64;
     loop {
         match sim.step() {
-            Ok(true) => return Ok(pending),
+            Ok(true) => return Ok(Stepped { pending, last_fault_at }),
             Ok(false) => {}
             Err(e) => return Err(format!("after {:?} of simulated time: {e}", sim.elapsed())),
         }
@@ -207,6 +231,7 @@ fn step_until_done(
                 .record_fault(now, &fault.to_string());
             notes.push(Note { at: now, text: format!("harness: {fault}") });
             inject(sim, fault);
+            last_fault_at = Some(now);
         }
         let injected: Vec<usize> = due.iter().map(|&(_, i)| i).collect();
         pending = (pending.into_iter().enumerate())
@@ -241,9 +266,10 @@ fn judge(
     scenario: &Scenario,
     expected: &Expected,
     observed: &Observed,
-    pending: &[ScheduledFault],
+    stepped: &Stepped,
     elapsed: Duration,
 ) -> Result<(Duration, JobInfo, Vec<TaskManagerId>), String> {
+    let pending = &stepped.pending;
     if let Some(error) = &observed.error {
         return Err(format!("the client failed after {elapsed:?}: {error}"));
     }
@@ -257,6 +283,15 @@ fn judge(
     if job.state != "finished" {
         let cause = &job.last_failure;
         return Err(format!("the job ended {} (last failure: {cause:?}) after {ended_at:?}", job.state));
+    }
+    let quiet_since = stepped.last_fault_at.unwrap_or(Duration::ZERO);
+    if ended_at > quiet_since + scenario.liveness_bound {
+        return Err(format!(
+            "liveness: the job finished {:?} after the last fault (at {quiet_since:?}), beyond the bound of \
+             {:?}",
+            ended_at - quiet_since,
+            scenario.liveness_bound
+        ));
     }
     let actual: BTreeMap<String, OperatorMetrics> = job.vertices.iter().cloned().collect();
     if actual != expected.counters {
@@ -288,8 +323,17 @@ fn judge(
 /// trouble-ending fault is fine; one whose trouble never started tested nothing.
 fn opens(fault: &Fault) -> bool {
     match fault {
-        Fault::Crash(_) | Fault::Partition(..) | Fault::Hold(..) | Fault::Latency { .. } => true,
-        Fault::Bounce(_) | Fault::Repair(..) | Fault::Release(..) | Fault::NormalLatency(..) => false,
+        Fault::Crash(_)
+        | Fault::Partition(..)
+        | Fault::Hold(..)
+        | Fault::Latency { .. }
+        | Fault::PartitionOneway(..)
+        | Fault::Jitter { .. } => true,
+        Fault::Bounce(_)
+        | Fault::Repair(..)
+        | Fault::Release(..)
+        | Fault::NormalLatency(..)
+        | Fault::RepairOneway(..) => false,
     }
 }
 
@@ -308,6 +352,12 @@ fn inject(sim: &mut turmoil::Sim<'_>, fault: &Fault) {
         Fault::NormalLatency(a, b) => {
             sim.set_link_latency(a, b, LATENCY_MIN);
             sim.set_link_max_message_latency(a, b, LATENCY_MAX);
+        }
+        Fault::PartitionOneway(from, to) => sim.partition_oneway(from, to),
+        Fault::RepairOneway(from, to) => sim.repair_oneway(from, to),
+        Fault::Jitter { a, b, max } => {
+            sim.set_link_latency(a, b, Duration::ZERO);
+            sim.set_link_max_message_latency(a, b, max);
         }
     }
 }
@@ -331,15 +381,16 @@ fn add_job_manager(sim: &mut turmoil::Sim<'_>, trace: &SharedTrace, store: &Shar
 fn add_task_manager(
     sim: &mut turmoil::Sim<'_>,
     trace: &SharedTrace,
+    probe: &SharedProbe,
     index: usize,
     slots: u16,
     files_root: &std::path::Path,
 ) {
     let host = TASK_MANAGERS[index];
-    let trace = trace.clone();
+    let (trace, probe) = (trace.clone(), probe.clone());
     let files_root = files_root.to_owned();
     sim.host(host, move || {
-        let trace = trace.clone();
+        let (trace, probe) = (trace.clone(), probe.clone());
         let config = TaskManagerNodeConfig {
             job_manager: crate::JOB_MANAGER_ADDRESS.to_owned(),
             data_listen: format!("0.0.0.0:{DATA_PORT}"),
@@ -354,7 +405,7 @@ fn add_task_manager(
             files_root: Some(files_root.clone()),
         };
         async move {
-            let rt = TurmoilRuntime::new(host, trace);
+            let rt = TurmoilRuntime::with_probe(host, trace, probe);
             run_task_manager(rt, config).await?;
             Ok(())
         }

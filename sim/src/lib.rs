@@ -14,12 +14,14 @@
 //! * [`harness`]: one run; [`client`]: the client host; [`checks`]: what the client checks.
 //! * [`sweep`]: many seeds on every core, each run isolated; [`logging`]: readable traces.
 
+pub mod campaign;
 pub mod catalog;
 pub mod checks;
 pub mod client;
 pub mod harness;
 pub mod logging;
 pub mod output;
+pub mod probe;
 pub mod rng;
 pub mod runtime;
 pub mod scenario;
@@ -34,7 +36,7 @@ use rivulet_core::protocol::client::JobInfo;
 pub use catalog::Kind;
 pub use harness::simulate;
 pub use runtime::{EventTrace, SharedTrace, TurmoilRuntime};
-pub use scenario::{Expect, Failures, Fault, Replay, Scenario, ScheduledFault, Trigger};
+pub use scenario::{DelayRange, Expect, Failures, Fault, Replay, Scenario, ScheduledFault, Trigger};
 
 /// The JobManager's host name and address.
 pub const JOB_MANAGER: &str = "jobmanager";

@@ -12,6 +12,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use rivulet_core::batch::Batch;
 use rivulet_core::connectors::{BuiltinConnectors, ConnectorFactory};
@@ -25,6 +26,9 @@ use rivulet_core::jobmanager::checkpoint_coordinator::CompletedCheckpoint;
 use rivulet_core::jobmanager::job_manager::JobRecord;
 use rivulet_core::types::Schema;
 use rivulet_node::checkpoint_store::{CheckpointStore, MemoryStore};
+
+use crate::rng::{SeedRng, STREAM_STORE_DELAYS};
+use crate::scenario::DelayRange;
 
 /// Differences shown per kind in a report.
 const SHOWN_MAX: usize = 8;
@@ -203,6 +207,9 @@ impl ConnectorFactory for Collector {
 pub struct RecordingStore {
     inner: MemoryStore,
     pub record: Arc<Mutex<StoreRecord>>,
+    /// How long each checkpoint write takes (slow storage), drawn from `rng`.
+    delay: Option<DelayRange>,
+    rng: SeedRng,
 }
 
 /// What a [`RecordingStore`] saw.
@@ -218,9 +225,11 @@ pub struct StoreRecord {
 }
 
 impl RecordingStore {
-    pub fn new() -> (RecordingStore, Arc<Mutex<StoreRecord>>) {
+    /// A store whose checkpoint writes take `delay` each (none if `None`), drawn from `seed`.
+    pub fn new(seed: u64, delay: Option<DelayRange>) -> (RecordingStore, Arc<Mutex<StoreRecord>>) {
         let record = Arc::new(Mutex::new(StoreRecord::default()));
-        (RecordingStore { inner: MemoryStore::default(), record: record.clone() }, record)
+        let rng = SeedRng::new(seed, STREAM_STORE_DELAYS);
+        (RecordingStore { inner: MemoryStore::default(), record: record.clone(), delay, rng }, record)
     }
 }
 
@@ -259,5 +268,15 @@ impl CheckpointStore for RecordingStore {
     fn remove_job(&mut self, job: JobId) -> Result<(), String> {
         self.record.lock().map_err(|_| "poisoned")?.ended.insert(job);
         self.inner.remove_job(job)
+    }
+
+    fn persist_delay(&mut self) -> Duration {
+        match self.delay {
+            Some(range) => {
+                let (low, high) = (range.min.as_millis() as u64, range.max.as_millis() as u64);
+                self.rng.millis(low..=high)
+            }
+            None => Duration::ZERO,
+        }
     }
 }

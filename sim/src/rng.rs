@@ -22,6 +22,10 @@ const GOLDEN_GAMMA: u64 = 0x9e37_79b9_7f4a_7c15;
 pub const STREAM_PARAMETERS: u64 = 1;
 /// The stream the sweep picks a scenario for a seed from.
 pub const STREAM_SCENARIO: u64 = 2;
+/// The stream the slow checkpoint store draws each write's delay from.
+pub const STREAM_STORE_DELAYS: u64 = 3;
+/// The stream the TaskManagers' late acknowledgements draw their delays from.
+pub const STREAM_ACK_DELAYS: u64 = 4;
 
 impl SeedRng {
     /// The generator of `stream` for `seed`.

@@ -16,6 +16,8 @@ use rivulet_core::time::Instant;
 use rivulet_node::net::framing::{FrameReadState, FrameWriteState, SplitConnection};
 use rivulet_node::net::{FrameListener, FrameReceiver, FrameSender, Runtime};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::probe::{Channel, Probe, SharedProbe};
 use turmoil::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use turmoil::net::{TcpListener, TcpStream};
 
@@ -105,6 +107,7 @@ pub struct TurmoilRuntime {
     /// `now()` counts from here (tokio's paused clock: simulated time).
     start: tokio::time::Instant,
     trace: SharedTrace,
+    probe: SharedProbe,
 }
 
 impl fmt::Debug for TurmoilRuntime {
@@ -117,7 +120,12 @@ impl TurmoilRuntime {
     /// A runtime for the host named `host`, recording its frames into `trace`. Must be called on
     /// the host's runtime.
     pub fn new(host: &str, trace: SharedTrace) -> Self {
-        TurmoilRuntime { host: host.into(), start: tokio::time::Instant::now(), trace }
+        Self::with_probe(host, trace, Probe::shared(0, None))
+    }
+
+    /// A runtime for `host` whose TaskManager connections are seen by `probe` (`crate::probe`).
+    pub fn with_probe(host: &str, trace: SharedTrace, probe: SharedProbe) -> Self {
+        TurmoilRuntime { host: host.into(), start: tokio::time::Instant::now(), trace, probe }
     }
 
     /// The host this runtime serves.
@@ -125,15 +133,18 @@ impl TurmoilRuntime {
         &self.host
     }
 
-    fn connection(&self, stream: TcpStream) -> TurmoilConnection {
+    fn connection(&self, stream: TcpStream, channel: Channel) -> TurmoilConnection {
         let (read, write) = stream.into_split();
+        let probe =
+            ConnectionProbe { host: self.host.clone(), channel, probe: self.probe.clone(), frames: 0 };
         SplitConnection::from_halves(
-            TurmoilFrameReceiver { stream: read, state: FrameReadState::default() },
+            TurmoilFrameReceiver { stream: read, state: FrameReadState::default(), probe: probe.clone() },
             TurmoilFrameSender {
                 stream: write,
                 state: FrameWriteState::default(),
                 host: self.host.clone(),
                 trace: self.trace.clone(),
+                probe,
             },
         )
     }
@@ -171,7 +182,7 @@ impl Runtime for TurmoilRuntime {
 
     async fn connect(&self, address: &str) -> io::Result<TurmoilConnection> {
         let stream = TcpStream::connect(address).await?;
-        Ok(self.connection(stream))
+        Ok(self.connection(stream, Channel::of(&self.host, address)))
     }
 }
 
@@ -186,7 +197,7 @@ impl FrameListener for TurmoilListener {
 
     async fn accept(&mut self) -> io::Result<(TurmoilConnection, String)> {
         let (stream, peer) = self.listener.accept().await?;
-        Ok((self.runtime.connection(stream), peer.to_string()))
+        Ok((self.runtime.connection(stream, Channel::Other), peer.to_string()))
     }
 
     fn local_address(&self) -> io::Result<String> {
@@ -201,6 +212,24 @@ pub type TurmoilConnection = SplitConnection<TurmoilFrameReceiver, TurmoilFrameS
 pub struct TurmoilFrameReceiver {
     stream: OwnedReadHalf,
     state: FrameReadState,
+    probe: ConnectionProbe,
+}
+
+/// One direction of a connection as the probe sees it: the first frame is the handshake.
+#[derive(Clone)]
+struct ConnectionProbe {
+    host: Arc<str>,
+    channel: Channel,
+    probe: SharedProbe,
+    frames: u64,
+}
+
+impl ConnectionProbe {
+    fn probe(&mut self) -> Option<std::sync::MutexGuard<'_, Probe>> {
+        self.frames += 1;
+        (self.channel != Channel::Other && self.frames > 1)
+            .then(|| self.probe.lock().expect("no host panics while holding the probe"))
+    }
 }
 
 impl FrameReceiver for TurmoilFrameReceiver {
@@ -208,6 +237,12 @@ impl FrameReceiver for TurmoilFrameReceiver {
         // Cancel-safe: bytes move from the stream into the decoder without an await in between.
         loop {
             if let Some(done) = self.state.next_result() {
+                if let Ok(Some(payload)) = &done {
+                    let (host, channel) = (self.probe.host.clone(), self.probe.channel);
+                    if let Some(mut probe) = self.probe.probe() {
+                        probe.on_receive(&host, channel, payload);
+                    }
+                }
                 return done;
             }
             let read = self.stream.read(self.state.read_buffer()).await;
@@ -224,10 +259,16 @@ pub struct TurmoilFrameSender {
     state: FrameWriteState,
     host: Arc<str>,
     trace: SharedTrace,
+    probe: ConnectionProbe,
 }
 
 impl FrameSender for TurmoilFrameSender {
     async fn send(&mut self, payload: &[u8]) -> io::Result<()> {
+        let channel = self.probe.channel;
+        let hold = self.probe.probe().map_or(Duration::ZERO, |mut p| p.on_send(&self.host, channel, payload));
+        if !hold.is_zero() {
+            tokio::time::sleep(hold).await;
+        }
         let frame = self.state.begin(payload)?;
         let at = turmoil::sim_elapsed().unwrap_or_default();
         self.trace

@@ -32,6 +32,28 @@ pub enum Fault {
     Latency { a: &'static str, b: &'static str, min: Duration },
     /// The link between `a` and `b` gets the simulation's usual latency again.
     NormalLatency(&'static str, &'static str),
+    /// `partition_oneway(from, to)`: segments from `from` to `to` are dropped, those the other way
+    /// pass. A stream across stalls in that one direction for good (no retransmission).
+    PartitionOneway(&'static str, &'static str),
+    /// `repair_oneway(from, to)`: segments from `from` to `to` pass again.
+    RepairOneway(&'static str, &'static str),
+    /// Every segment between `a` and `b` sent from now on takes between nothing and `max`, drawn
+    /// per segment: segments of different connections overtake each other (turmoil's TCP puts
+    /// the segments of one connection back in order, so each stream stays ordered and only waits).
+    Jitter { a: &'static str, b: &'static str, max: Duration },
+}
+
+/// A delay drawn per event, uniformly between two bounds, by an application-level fault point.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DelayRange {
+    pub min: Duration,
+    pub max: Duration,
+}
+
+impl fmt::Display for DelayRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?} to {:?}", self.min, self.max)
+    }
 }
 
 impl fmt::Display for Fault {
@@ -45,6 +67,9 @@ impl fmt::Display for Fault {
             Fault::Release(a, b) => write!(f, "release {a} | {b}"),
             Fault::Latency { a, b, min } => write!(f, "latency {a} | {b} from {min:?}"),
             Fault::NormalLatency(a, b) => write!(f, "normal latency {a} | {b}"),
+            Fault::PartitionOneway(from, to) => write!(f, "partition {from} -> {to}"),
+            Fault::RepairOneway(from, to) => write!(f, "repair {from} -> {to}"),
+            Fault::Jitter { a, b, max } => write!(f, "jitter {a} | {b} up to {max:?}"),
         }
     }
 }
@@ -142,7 +167,19 @@ pub struct Scenario {
     /// Slots per TaskManager, in [`crate::TASK_MANAGERS`]' order.
     pub slots: [u16; 2],
     pub faults: Vec<ScheduledFault>,
+    /// Slow checkpoint storage: every checkpoint the JobManager persists takes this long (drawn
+    /// per checkpoint) before it is durable and acknowledged, for the whole run.
+    pub store_delay: Option<DelayRange>,
+    /// Late checkpoint acknowledgements: every TaskManager holds the last chunk of each snapshot
+    /// (its acknowledgement) back this long before writing it to the JobManager, for the whole
+    /// run — and what it sends after it on that connection waits too.
+    pub ack_delay: Option<DelayRange>,
+    /// The kinds of fault this run's seed enabled (a mixed scenario), for reports.
+    pub enabled: Vec<&'static str>,
     pub expect: Expect,
+    /// How long the job may take to end after the last fault was injected (every fault that ends
+    /// has ended then): past it the run fails for liveness.
+    pub liveness_bound: Duration,
     /// The simulated time within which the job must have ended and been checked; past it the
     /// run fails as stuck.
     pub duration_limit: Duration,
@@ -179,9 +216,43 @@ pub fn replay_command(seed: u64, kind: Kind) -> String {
 impl fmt::Display for Scenario {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} (slots {:?}", self.name, self.slots)?;
+        if !self.enabled.is_empty() {
+            write!(f, "; enabled [{}]", self.enabled.join(", "))?;
+        }
+        if let Some(delay) = self.store_delay {
+            write!(f, "; checkpoint writes take {delay}")?;
+        }
+        if let Some(delay) = self.ack_delay {
+            write!(f, "; checkpoint acknowledgements held {delay}")?;
+        }
         for fault in &self.faults {
             write!(f, "; {fault}")?;
         }
-        write!(f, "; expect {:?}; limit {:?})", self.expect, self.duration_limit)
+        write!(
+            f,
+            "; expect {:?}; ended within {:?} of the last fault; limit {:?})",
+            self.expect, self.liveness_bound, self.duration_limit
+        )
+    }
+}
+
+impl Scenario {
+    /// The scenario's faults, one a line, for a failure report.
+    pub fn fault_list(&self) -> String {
+        let mut lines = Vec::new();
+        if !self.enabled.is_empty() {
+            lines.push(format!("enabled fault kinds: {}", self.enabled.join(", ")));
+        }
+        if let Some(delay) = self.store_delay {
+            lines.push(format!("every checkpoint write takes {delay}"));
+        }
+        if let Some(delay) = self.ack_delay {
+            lines.push(format!("every checkpoint acknowledgement is held {delay}"));
+        }
+        lines.extend(self.faults.iter().map(|f| f.to_string()));
+        if lines.is_empty() {
+            lines.push("no faults".to_owned());
+        }
+        lines.join("\n")
     }
 }

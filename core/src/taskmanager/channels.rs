@@ -200,6 +200,13 @@ impl TaskManager {
             return true;
         };
         if run.is_blocked() {
+            // A blocked subtask moves again when its output does (credit or room arriving is an
+            // input, which makes the driver run it), not when its timer fires. A wake-up time that
+            // passes meanwhile is dropped: kept, it would stay the TaskManager's next timeout, in
+            // the past, and a driver that sleeps until that timeout would spin instead.
+            if run.wake.is_some_and(|at| at <= now) {
+                run.wake = None;
+            }
             return delivered;
         }
         if run.subtask.is_finished() {

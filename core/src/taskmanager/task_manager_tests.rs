@@ -771,3 +771,60 @@ fn a_split_its_alignment_holds_back_is_not_polled_until_it_may_advance() {
     }
     tm.assert_invariants();
 }
+
+/// Found by the simulation (a held data link with one credit per channel; docs/simulation.md): a
+/// paced source that was waiting for its next batch when a checkpoint's barrier came, and whose
+/// barrier then waited for credit, kept its passed wake-up time as the TaskManager's next
+/// timeout, so a driver that sleeps until `poll_timeout` never slept — it spun on
+/// `handle_timeout` and `run` without doing anything (in a simulation, simulated time then never
+/// advanced). An idle TaskManager's next timeout must lie in the future.
+#[test]
+fn a_source_blocked_on_credit_does_not_ask_for_a_timeout_in_the_past() {
+    let paced = job_text()
+        .replacen("event_time = \"ts_ms\"", "event_time = \"ts_ms\"\nrate = 40_000", 1)
+        .replacen("count = 20_000", "count = 1_000_000", 1);
+    assert_ne!(paced, job_text(), "the source paced");
+    let mut pair = Pair::new(5, CreditConfig::new(1, 1).unwrap());
+    let placement = [1, 1, 2, 2];
+    for mut d in deployments(&placement) {
+        d.job_file = paced.clone();
+        let i = (placement[d.subtask as usize] - 1) as usize;
+        pair.tms[i].handle_job_manager_message(T0, ToTaskManager::Deploy(d));
+    }
+    pair.collect();
+    let mut checkpoint = 0;
+    for ms in 0..3_000 {
+        let now = T0 + Duration::from_millis(ms);
+        if ms % 30 == 0 {
+            // A barrier reaches the sources every 30 ms, whatever they are doing.
+            checkpoint += 1;
+            let trigger = ToTaskManager::TriggerCheckpoint {
+                job: JOB_ID,
+                attempt: ATTEMPT,
+                checkpoint: crate::ids::CheckpointId(checkpoint),
+            };
+            pair.tms[0].handle_job_manager_message(now, trigger);
+        }
+        for tm in &mut pair.tms {
+            if tm.poll_timeout().is_some_and(|at| at <= now) {
+                tm.handle_timeout(now);
+            }
+            while tm.run(now, 8) > 0 {}
+            tm.assert_invariants();
+            let next = tm.poll_timeout();
+            assert!(next.is_none_or(|at| at > now), "idle at {now:?}, the next timeout is {next:?}");
+        }
+        pair.collect();
+        // From 0.5 s on, the consumers' credits stop coming back (a held link).
+        let held = ms >= 500;
+        for ((from, to), queue) in &mut pair.links {
+            if held && *from == 1 {
+                continue;
+            }
+            while let Some(message) = queue.pop_front() {
+                pair.tms[*to].handle_data_message(now, TaskManagerId(*from as u64 + 1), message);
+            }
+        }
+        pair.collect();
+    }
+}

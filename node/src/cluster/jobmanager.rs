@@ -21,12 +21,14 @@
 //! by the same code as a framed client's, so every way into the JobManager is serialized through
 //! the one task that owns the role.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_channel::{Receiver, Sender, TrySendError};
-use rivulet_core::ids::{ClusterId, TaskManagerId};
+use rivulet_core::ids::{ClusterId, JobId, TaskManagerId};
+use rivulet_core::jobmanager::checkpoint_coordinator::CompletedCheckpoint;
 use rivulet_core::jobmanager::job_manager::{JobManager, JobManagerConfig, Output, SavepointRefused};
 use rivulet_core::limits::JOB_FILE_BYTES_MAX;
 use rivulet_core::protocol::client::{ClientRequest, ClientResponse, JobInfo, TaskManagerInfo};
@@ -199,10 +201,12 @@ pub async fn run_job_manager<R: Runtime>(
         tms: BTreeMap::new(),
         store: config.checkpoints,
         savepoint_dir: config.savepoint_dir,
+        delayed_persists: VecDeque::new(),
     };
     node.recover(rt.now());
     loop {
-        let next = match node.jm.poll_timeout() {
+        let deadline = node.jm.poll_timeout().into_iter().chain(node.persist_due()).min();
+        let next = match deadline {
             Some(at) => {
                 let wait = at.saturating_duration_since(rt.now());
                 // Biased towards events: never a random choice (a simulation replays it exactly).
@@ -215,8 +219,10 @@ pub async fn run_job_manager<R: Runtime>(
             None => Some(events.recv().await),
         };
         let now = rt.now();
+        node.persist_delayed(now);
         match next {
-            None => node.jm.handle_timeout(now),
+            None if node.jm.poll_timeout().is_some_and(|at| at <= now) => node.jm.handle_timeout(now),
+            None => {}
             Some(Ok((_, Event::ListenerFailed(error)))) => return Err(error),
             Some(Ok((conn, event))) => node.apply(now, conn, event),
             Some(Err(_)) => unreachable!("the accept loop holds a sender until it reports its failure"),
@@ -234,9 +240,42 @@ struct Node {
     tms: BTreeMap<TaskManagerId, ConnectionId>,
     store: SharedStore,
     savepoint_dir: Option<PathBuf>,
+    /// Checkpoints whose durable write waits for the store's [`persist_delay`], in the order
+    /// they came, with the time each is made: held here, they vanish with a crash.
+    ///
+    /// [`persist_delay`]: crate::checkpoint_store::CheckpointStore::persist_delay
+    delayed_persists: VecDeque<(Instant, JobId, Arc<CompletedCheckpoint>, u16)>,
 }
 
 impl Node {
+    /// When the next delayed checkpoint write is due.
+    fn persist_due(&self) -> Option<Instant> {
+        self.delayed_persists.front().map(|&(at, ..)| at)
+    }
+
+    /// Makes the delayed checkpoint writes that are due, in order, and tells the role of each.
+    fn persist_delayed(&mut self, now: Instant) {
+        while self.persist_due().is_some_and(|at| at <= now) {
+            let (_, job, checkpoint, retained) = self.delayed_persists.pop_front().expect("one is due");
+            self.persist(now, job, checkpoint, retained);
+        }
+        self.flush(now);
+    }
+
+    fn persist(&mut self, now: Instant, job: JobId, checkpoint: Arc<CompletedCheckpoint>, retained: u16) {
+        let result = self.store.lock().persist(job, &checkpoint, retained);
+        match &result {
+            Ok(()) => {
+                tracing::debug!(%job, checkpoint = %checkpoint.id, bytes = checkpoint.bytes(), "checkpoint recorded")
+            }
+            Err(error) => {
+                tracing::warn!(%job, checkpoint = %checkpoint.id, %error, "checkpoint not recorded")
+            }
+        }
+        let id = checkpoint.id;
+        self.jm.handle_checkpoint_persisted(now, job, id, result.map(|()| checkpoint));
+    }
+
     /// Takes over the jobs a previous JobManager recorded in the store.
     fn recover(&mut self, now: Instant) {
         let recoverable = self.store.lock().recoverable();
@@ -471,17 +510,14 @@ impl Node {
     fn dispatch(&mut self, now: Instant, output: Output) {
         match output {
             Output::PersistCheckpoint { job, checkpoint, retained } => {
-                let result = self.store.lock().persist(job, &checkpoint, retained);
-                match &result {
-                    Ok(()) => {
-                        tracing::debug!(%job, checkpoint = %checkpoint.id, bytes = checkpoint.bytes(), "checkpoint recorded")
-                    }
-                    Err(error) => {
-                        tracing::warn!(%job, checkpoint = %checkpoint.id, %error, "checkpoint not recorded")
-                    }
+                let delay = self.store.lock().persist_delay();
+                if delay.is_zero() && self.delayed_persists.is_empty() {
+                    self.persist(now, job, checkpoint, retained);
+                } else {
+                    // After the writes already waiting: a store's writes are made in order.
+                    let after = self.delayed_persists.back().map_or(now, |&(at, ..)| at.max(now));
+                    self.delayed_persists.push_back((after + delay, job, checkpoint, retained));
                 }
-                let id = checkpoint.id;
-                self.jm.handle_checkpoint_persisted(now, job, id, result.map(|()| checkpoint));
             }
             Output::PersistJob(record) => {
                 if let Err(error) = self.store.lock().put_job(&record) {
