@@ -166,7 +166,6 @@ fn the_same_seed_gives_the_same_trace() {
 /// retransmitted; on real TCP the same happens once tm1 gives the silent JobManager up and
 /// reconnects), and nothing sends it again: six windows of tm1 are never committed.
 #[test]
-#[ignore = "open bug in the JobManager (core/src/jobmanager): a finished job's commit is not delivered again to a TaskManager that missed it"]
 fn a_finished_jobs_output_is_committed_on_a_task_manager_that_missed_the_job_managers_messages() {
     let s = rivulet_sim::Kind::OneWayJmToTm.scenario(132);
     run_in_test(seed_or(132), &s);
@@ -177,7 +176,6 @@ fn a_finished_jobs_output_is_committed_on_a_task_manager_that_missed_the_job_man
 /// JobManager up at 5.2 s and cancel what they hold — the finished job's staged output with it,
 /// since the JobManager's word to publish it is still in flight. Nothing is committed.
 #[test]
-#[ignore = "open bug in the JobManager (core/src/jobmanager): a finished job's commit is not delivered again to a TaskManager that missed it"]
 fn a_finished_jobs_output_survives_a_job_manager_stall_at_the_end() {
     let s = rivulet_sim::Kind::Mixed.scenario(520);
     run_in_test(seed_or(520), &s);

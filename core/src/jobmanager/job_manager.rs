@@ -564,12 +564,23 @@ impl JobManager {
     fn route_resource_output(&mut self, now: Instant, out: resource_manager::Output) {
         use resource_manager::Output as Rm;
         match out {
-            Rm::Registered { tm, heartbeat_interval } => self.outbox.push_back(Output::ToTaskManager {
-                tm,
-                message: ToTaskManager::Registered {
-                    heartbeat_interval_ms: u64::try_from(heartbeat_interval.as_millis()).unwrap_or(u64::MAX),
-                },
-            }),
+            Rm::Registered { tm, heartbeat_interval } => {
+                self.outbox.push_back(Output::ToTaskManager {
+                    tm,
+                    message: ToTaskManager::Registered {
+                        heartbeat_interval_ms: u64::try_from(heartbeat_interval.as_millis())
+                            .unwrap_or(u64::MAX),
+                    },
+                });
+                // A TaskManager registering again may hold the staged output of a job that ended
+                // while it could not hear it: the outcomes of the recently ended jobs go again.
+                for ended in &self.finished {
+                    let (job, attempt) = (ended.status.job, ended.status.attempt);
+                    let succeeded = ended.status.state == JobState::Finished;
+                    let message = ToTaskManager::JobEnded { job, attempt, succeeded };
+                    self.outbox.push_back(Output::ToTaskManager { tm, message });
+                }
+            }
             Rm::RegistrationRefused { tm, address, reason } => {
                 self.outbox.push_back(Output::RefuseRegistration { tm, address, reason: reason.to_string() })
             }

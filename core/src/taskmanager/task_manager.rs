@@ -113,8 +113,13 @@ impl TaskManager {
         self.next_heartbeat = None;
         self.job_manager_heard_at = None;
         self.outputs.retain(|o| !matches!(o, Output::ToJobManager(_)));
-        let keys: Vec<(JobId, AttemptId)> = self.attempts.keys().copied().collect();
-        for (job, attempt) in keys {
+        // What still runs is canceled. An attempt whose subtasks here have all ended keeps its
+        // staged output: the job may have finished while the JobManager's `JobEnded` was lost,
+        // and a JobManager answers a registration with the outcomes of the jobs it ended
+        // recently, which publishes or discards it then.
+        let running: Vec<(JobId, AttemptId)> =
+            self.attempts.iter().filter(|(_, a)| !a.subtasks.is_empty()).map(|(&k, _)| k).collect();
+        for (job, attempt) in running {
             self.cancel_attempt(job, attempt, false);
         }
     }

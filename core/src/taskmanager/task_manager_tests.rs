@@ -672,6 +672,32 @@ fn staged_output_is_published_for_the_ending_attempt_and_discarded_for_others() 
 }
 
 #[test]
+fn finished_output_outlives_the_job_manager_connection_until_the_outcome_comes_again() {
+    let connectors = StagingConnectors::default();
+    let ended = connectors.ended.clone();
+    let mut tm = TaskManager::new(config(1, 4, CreditConfig::DEFAULT), Box::new(connectors));
+    tm.handle_job_manager_connected(T0);
+    tm.handle_job_manager_message(T0, ToTaskManager::Registered { heartbeat_interval_ms: 1000 });
+    for d in deployments(&[1, 1, 1, 1]) {
+        tm.handle_job_manager_message(T0, ToTaskManager::Deploy(d));
+    }
+    while tm.run(T0, 16) > 0 {}
+    drain(&mut tm);
+    // Every subtask here finished; the JobManager's `JobEnded` is lost with its connection.
+    tm.handle_job_manager_lost(T0);
+    tm.assert_invariants();
+    assert!(ended.lock().unwrap().is_empty(), "the staged output is kept, not discarded");
+    tm.handle_job_manager_connected(T0);
+    tm.handle_job_manager_message(T0, ToTaskManager::Registered { heartbeat_interval_ms: 1000 });
+    // The JobManager answers the registration with the outcomes of the jobs it ended.
+    tm.handle_job_manager_message(
+        T0,
+        ToTaskManager::JobEnded { job: JOB_ID, attempt: ATTEMPT, succeeded: true },
+    );
+    assert_eq!(ended.lock().unwrap().as_slice(), &[(JOB_ID, ATTEMPT, true)]);
+}
+
+#[test]
 fn a_job_that_ended_while_its_subtasks_run_here_cancels_them_and_publishes_nothing() {
     let connectors = StagingConnectors::default();
     let ended = connectors.ended.clone();
