@@ -1,5 +1,6 @@
 //! The benchmarks that run real `rivulet` processes on loopback: W2-net (the data plane between
-//! two TaskManager processes) and F1 (the footprint of idle nodes).
+//! two TaskManager processes) and F1 (the footprint of idle nodes); R1 (recovery) is in
+//! `recovery.rs`.
 //!
 //! Each run starts a fresh cluster, so that every run's peak RSS is its own and nothing of one run
 //! (open connections, a finished job's history) weighs on the next. Results are JSON lines like the
@@ -35,7 +36,7 @@ const F1_IDLE: Duration = Duration::from_secs(1);
 
 /// Where the nodes' logs go, to read when a run fails: `bench-nodes/` in this program's target
 /// directory (`target/bench-nodes/`), whichever node binary runs.
-fn log_dir() -> Result<PathBuf> {
+pub fn log_dir() -> Result<PathBuf> {
     let exe = std::env::current_exe().context("locating this program")?;
     let target = exe.parent().and_then(Path::parent).context("this program's target directory")?;
     Ok(target.join("bench-nodes"))
@@ -215,7 +216,7 @@ pub fn f1(binary: &Path, runs: usize) -> Result<()> {
 }
 
 /// The median of a non-empty list (the upper one of an even count).
-fn median(values: &mut [f64]) -> f64 {
+pub fn median(values: &mut [f64]) -> f64 {
     assert!(!values.is_empty(), "at least one run");
     values.sort_by(f64::total_cmp);
     values[values.len() / 2]

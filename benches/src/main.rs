@@ -6,16 +6,19 @@
 //! cargo run --release -p rivulet-benches -- --runs 5 w2       # only W2
 //! cargo run --release -p rivulet-benches -- w2-net -p 1       # W2-net at parallelism 1
 //! cargo run --release -p rivulet-benches -- f1                # F1: footprint of idle nodes
+//! cargo run --release -p rivulet-benches -- r1 --runs 5       # R1: recovery after a SIGKILL
 //! target/release/rivulet-benches w2-net --rivulet PATH        # W2-net of another rivulet build
 //! ```
 //!
 //! W1 and W2 run in-process: each run is a child process (the program re-runs itself with
 //! `--child`), so that its peak RSS (`VmHWM`) is its own. A run's time is the job's wall time from
 //! the start of its subtasks to the end of the last one; the summary line of a configuration gives
-//! the median. W2-net and F1 start real `rivulet` node processes on loopback (see `cluster.rs`).
+//! the median. W2-net, F1 and R1 start real `rivulet` node processes on loopback (see `cluster.rs`
+//! and `recovery.rs`).
 
 mod cluster;
 mod nodes;
+mod recovery;
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -70,10 +73,31 @@ enum Benchmark {
     InProcess(&'static Workload),
     W2Net,
     F1,
+    R1,
 }
 
-const USAGE: &str =
-    "usage: rivulet-benches [--runs N] [--parallelism|-p N] [--rivulet PATH] [w1] [w2] [w2-ckpt] [w2-net] [f1]";
+/// R1's checkpoint intervals unless `--checkpoint-interval` names others: the workload's 1 s, and
+/// a shorter one (the first commit after recovery waits for the next checkpoint).
+const R1_CHECKPOINT_INTERVALS: [Duration; 2] = [Duration::from_secs(1), Duration::from_millis(200)];
+
+/// R1's restart delay unless `--restart-delay` says otherwise: none, so that the figures show how
+/// fast the engine itself recovers (the job-file default of the fixed-delay strategy is 1 s).
+const R1_RESTART_DELAY: Duration = Duration::ZERO;
+
+/// A duration as the job files write it: `200ms`, `1s`.
+fn parse_duration(text: &str) -> Result<Duration> {
+    let (digits, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
+    let n: u64 =
+        digits.parse().with_context(|| format!("`{text}`: expected a duration such as 200ms or 1s"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "s" => Ok(Duration::from_secs(n)),
+        _ => bail!("`{text}`: expected a duration such as 200ms or 1s"),
+    }
+}
+
+const USAGE: &str = "usage: rivulet-benches [--runs N] [--parallelism|-p N] [--rivulet PATH] \
+     [--checkpoint-interval D[,D..]] [--restart-delay D] [w1] [w2] [w2-ckpt] [w2-net] [f1] [r1]";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -84,6 +108,8 @@ fn main() -> Result<()> {
     let mut runs = 3usize;
     let mut parallelisms = vec![1u16, 2];
     let mut rivulet: Option<PathBuf> = None;
+    let mut checkpoint_intervals = R1_CHECKPOINT_INTERVALS.to_vec();
+    let mut restart_delay = R1_RESTART_DELAY;
     let mut selected: Vec<Benchmark> = Vec::new();
     let mut i = 0;
     while i < args.len() {
@@ -105,7 +131,17 @@ fn main() -> Result<()> {
                 rivulet = Some(PathBuf::from(args.get(i + 1).context("--rivulet needs a path")?));
                 i += 1;
             }
+            "--checkpoint-interval" => {
+                let list = args.get(i + 1).context("--checkpoint-interval needs durations")?;
+                checkpoint_intervals = list.split(',').map(parse_duration).collect::<Result<_>>()?;
+                i += 1;
+            }
+            "--restart-delay" => {
+                restart_delay = parse_duration(args.get(i + 1).context("--restart-delay needs a duration")?)?;
+                i += 1;
+            }
             "w2-net" | "W2-net" | "W2-NET" => selected.push(Benchmark::W2Net),
+            "r1" | "R1" => selected.push(Benchmark::R1),
             // W2 beside W2-ckpt, so that the overhead is read from one run of the program.
             "w2-ckpt" | "W2-ckpt" => selected
                 .extend(WORKLOADS.iter().filter(|w| w.name.starts_with("W2")).map(Benchmark::InProcess)),
@@ -119,7 +155,7 @@ fn main() -> Result<()> {
     }
     if selected.is_empty() {
         selected = WORKLOADS.iter().map(Benchmark::InProcess).collect();
-        selected.extend([Benchmark::W2Net, Benchmark::F1]);
+        selected.extend([Benchmark::W2Net, Benchmark::F1, Benchmark::R1]);
     }
     let needs_nodes = selected.iter().any(|b| !matches!(b, Benchmark::InProcess(_)));
     let binary = if needs_nodes { Some(nodes::rivulet_binary(rivulet.as_deref())?) } else { None };
@@ -137,6 +173,12 @@ fn main() -> Result<()> {
                 }
             }
             Benchmark::F1 => cluster::f1(binary(), runs)?,
+            Benchmark::R1 => {
+                for &checkpoint_interval in &checkpoint_intervals {
+                    let config = recovery::R1 { checkpoint_interval, restart_delay };
+                    recovery::r1(binary(), &config, runs)?;
+                }
+            }
         }
     }
     Ok(())

@@ -106,6 +106,24 @@ impl Nodes {
         }
     }
 
+    /// SIGKILLs the node process `pid` (started through this guard) and reaps it; returns the
+    /// moment just before the signal was sent.
+    pub fn kill(&self, pid: u32) -> Result<Instant> {
+        let mut started = STARTED.lock().expect("no panic while the list is held");
+        let index =
+            started.iter().position(|c| c.id() == pid).with_context(|| format!("no node has pid {pid}"))?;
+        let mut child = started.swap_remove(index);
+        drop(started);
+        let at = Instant::now();
+        // `Child::kill` is SIGKILL on Unix: the process gets no chance to close anything itself.
+        let killed = child.kill();
+        // Reaped whether or not the signal went out: a node that already ended is a zombie.
+        let reaped = child.wait();
+        killed.with_context(|| format!("SIGKILL of {pid}"))?;
+        reaped.with_context(|| format!("reaping {pid}"))?;
+        Ok(at)
+    }
+
     /// The log file of the node `name`.
     pub fn log(&self, name: &str) -> String {
         self.log_dir.join(format!("{name}.log")).display().to_string()

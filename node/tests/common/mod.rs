@@ -122,20 +122,56 @@ pub fn start_job_manager_with_env(
     args: &[&str],
     env: &[(&str, &str)],
 ) -> JobManagerAddresses {
-    use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
     let rest_disabled = args.windows(2).any(|w| w == ["--rest-listen", "none"])
         || env.iter().any(|&(key, value)| key == "RIVULET_REST_LISTEN" && value == "none");
-    let mut command = Command::new(env!("CARGO_BIN_EXE_rivulet"));
+    let mut command = job_manager_command(args);
+    command.envs(env.iter().copied());
+    command.stderr(std::process::Stdio::null());
+    read_job_manager_addresses(processes, command, rest_disabled)
+}
+
+/// `rivulet jobmanager` with exactly `args`: no `RIVULET_*` setting of the test's environment is
+/// inherited.
+fn job_manager_command(args: &[&str]) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_rivulet"));
     command.arg("jobmanager").args(args);
     for key in
         ["RIVULET_CONFIG", "RIVULET_LISTEN", "RIVULET_REST_LISTEN", "RIVULET_DATA_DIR", "RIVULET_CLUSTER"]
     {
         command.env_remove(key);
     }
-    command.envs(env.iter().copied());
-    let mut child =
-        command.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("the JobManager starts");
+    command
+}
+
+/// Starts `rivulet jobmanager` with exactly `args` (no `RIVULET_*` setting inherited), its
+/// standard error (the log) appended to `log`, and reads the addresses it prints, as
+/// [`start_job_manager_with_env`] does.
+pub fn start_job_manager_logged(processes: &mut Processes, args: &[&str], log: &Path) -> JobManagerAddresses {
+    let rest_disabled = args.windows(2).any(|w| w == ["--rest-listen", "none"]);
+    let mut command = job_manager_command(args);
+    command.stderr(append_to(log));
+    read_job_manager_addresses(processes, command, rest_disabled)
+}
+
+/// `log` opened for appending (created if missing), for a child's standard error.
+fn append_to(log: &Path) -> std::process::Stdio {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap_or_else(|e| panic!("cannot open the log {}: {e}", log.display()));
+    std::process::Stdio::from(file)
+}
+
+/// Spawns a JobManager `command` whose standard error is set, and reads the addresses it prints.
+fn read_job_manager_addresses(
+    processes: &mut Processes,
+    mut command: std::process::Command,
+    rest_disabled: bool,
+) -> JobManagerAddresses {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let mut child = command.stdout(Stdio::piped()).spawn().expect("the JobManager starts");
     let stdout = child.stdout.take().expect("piped");
     processes.0.push(child);
     let index = processes.0.len() - 1;
@@ -166,4 +202,56 @@ pub fn start_task_manager(processes: &mut Processes, job_manager: &str, id: &str
         .expect("the TaskManager starts");
     processes.0.push(child);
     processes.0.len() - 1
+}
+
+/// Starts `rivulet taskmanager` as [`start_task_manager`] does, its log appended to `log`.
+pub fn start_task_manager_logged(
+    processes: &mut Processes,
+    job_manager: &str,
+    id: &str,
+    slots: u16,
+    log: &Path,
+) -> usize {
+    use std::process::{Command, Stdio};
+    let child = Command::new(env!("CARGO_BIN_EXE_rivulet"))
+        .args(["taskmanager", "--jobmanager", job_manager, "--data-listen", "127.0.0.1:0"])
+        .args(["--slots", &slots.to_string(), "--id", id, "--label", "site=test"])
+        .env_remove("RIVULET_CONFIG")
+        .stdout(Stdio::null())
+        .stderr(append_to(log))
+        .spawn()
+        .expect("the TaskManager starts");
+    processes.0.push(child);
+    processes.0.len() - 1
+}
+
+/// A blocking client of a JobManager's framed client protocol (what `rivulet-benches` uses):
+/// job status as the JobManager has it, without the REST API.
+pub struct JobManagerClient {
+    client: rivulet_node::cluster::client::Client<rivulet_node::net::SmolRuntime>,
+}
+
+impl JobManagerClient {
+    /// Connects to the JobManager at `address` (cluster 0); `None` while it does not answer.
+    pub fn connect(address: &str) -> Option<JobManagerClient> {
+        use rivulet_node::net::{SmolRuntime, HANDSHAKE_TIMEOUT_DEFAULT};
+        let rt = SmolRuntime::new();
+        let cluster = rivulet_core::ids::ClusterId(0);
+        let client = smol::block_on(rivulet_node::cluster::client::Client::connect(
+            &rt,
+            address,
+            cluster,
+            HANDSHAKE_TIMEOUT_DEFAULT,
+        ))
+        .ok()?;
+        Some(JobManagerClient { client })
+    }
+
+    /// One request and its answer; `None` if the connection failed.
+    pub fn request(
+        &mut self,
+        request: &rivulet_core::protocol::client::ClientRequest,
+    ) -> Option<rivulet_core::protocol::client::ClientResponse> {
+        smol::block_on(self.client.request(request)).ok()
+    }
 }
