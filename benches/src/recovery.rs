@@ -235,7 +235,11 @@ fn one_kill(
         pids.insert(TaskManagerId(id), nodes.start_task_manager(binary, &address, id, SLOTS, &[])?.0);
     }
     let mut client = JobManagerClient::connect(&address)?;
-    let submit = ClientRequest::Submit { job_file: job_text(config, out_dir), parallelism: None };
+    let submit = ClientRequest::Submit {
+        job_file: job_text(config, out_dir),
+        parallelism: None,
+        from_savepoint: None,
+    };
     let job = match client.request(&submit)? {
         ClientResponse::Submitted { job } => job,
         other => bail!("the JobManager did not take R1's job: {other:?}"),

@@ -279,10 +279,11 @@ fn a_job_manager_restarted_on_its_data_directory_resumes_the_job_exactly_once() 
         || (client.registered_task_managers() == Some(2)).then_some(()),
         logs,
     );
-    let job = match client.request(&ClientRequest::Submit { job_file, parallelism: None }) {
-        Some(ClientResponse::Submitted { job }) => job,
-        other => panic!("the JobManager did not take the job: {other:?}"),
-    };
+    let job =
+        match client.request(&ClientRequest::Submit { job_file, parallelism: None, from_savepoint: None }) {
+            Some(ClientResponse::Submitted { job }) => job,
+            other => panic!("the JobManager did not take the job: {other:?}"),
+        };
     wait_for(
         "the job to run and commit checkpoints",
         || {
