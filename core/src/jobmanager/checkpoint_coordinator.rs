@@ -221,7 +221,16 @@ impl CheckpointCoordinator {
         }
         if running != self.running {
             self.running = running;
-            self.next_trigger_at = (running && self.periodic).then(|| now + self.config.interval);
+            // A restored attempt keeps the schedule of the checkpoints before it: its first one
+            // is due an interval after the latest was triggered (at once if that has passed), so
+            // a failure does not push the next commit a whole interval away. Times of a
+            // checkpoint recovered from another process's store are bounded to the interval.
+            let due = |latest: Option<&Arc<CompletedCheckpoint>>| {
+                let after_latest =
+                    latest.map_or(now + self.config.interval, |l| l.triggered_at + self.config.interval);
+                after_latest.clamp(now, now + self.config.interval)
+            };
+            self.next_trigger_at = (running && self.periodic).then(|| due(self.latest.as_ref()));
         }
     }
 
@@ -405,5 +414,58 @@ impl CheckpointCoordinator {
             .latest
             .as_ref()
             .is_none_or(|l| l.id < self.next_id && l.snapshots.len() == self.subtasks));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn at_ms(ms: u64) -> Instant {
+        Instant::ZERO + Duration::from_millis(ms)
+    }
+
+    fn latest(triggered_ms: u64) -> Option<Arc<CompletedCheckpoint>> {
+        Some(Arc::new(CompletedCheckpoint {
+            id: CheckpointId(4),
+            attempt: AttemptId(0),
+            triggered_at: at_ms(triggered_ms),
+            completed_at: at_ms(triggered_ms + 5),
+            snapshots: vec![vec![1]],
+        }))
+    }
+
+    /// When the first checkpoint of an attempt that starts running at 10.5 s is due.
+    fn first_due(latest: Option<Arc<CompletedCheckpoint>>) -> Option<Instant> {
+        let config = CheckpointConfig::every(Duration::from_secs(1));
+        let mut c = CheckpointCoordinator::new(Some(config), 1, latest);
+        let mut steps = Vec::new();
+        c.set_running(at_ms(10_500), AttemptId(1), true, &mut steps);
+        assert!(steps.is_empty());
+        c.assert_invariants();
+        c.poll_timeout()
+    }
+
+    #[test]
+    fn a_restored_attempt_keeps_the_schedule_of_the_checkpoints_before_it() {
+        assert_eq!(first_due(None), Some(at_ms(11_500)), "a fresh job: an interval after it runs");
+        assert_eq!(first_due(latest(10_200)), Some(at_ms(11_200)), "an interval after the latest");
+        assert_eq!(first_due(latest(5_000)), Some(at_ms(10_500)), "at once when that has passed");
+        assert_eq!(first_due(latest(90_000)), Some(at_ms(11_500)), "another process's clock: bounded");
+    }
+
+    #[test]
+    fn a_savepoint_goes_as_soon_as_the_attempt_runs_and_a_job_without_checkpoints_takes_only_savepoints() {
+        let mut c = CheckpointCoordinator::new(None, 1, None);
+        let mut steps = Vec::new();
+        c.set_running(at_ms(0), AttemptId(0), true, &mut steps);
+        assert_eq!(c.poll_timeout(), None, "no periodic checkpoints");
+        c.request_savepoint(at_ms(7)).unwrap();
+        assert_eq!(c.request_savepoint(at_ms(8)), Err("a savepoint of the job is already in progress"));
+        assert_eq!(c.poll_timeout(), Some(at_ms(7)));
+        c.handle_timeout(at_ms(9), AttemptId(0), &mut steps);
+        assert_eq!(steps, vec![Step::Trigger { attempt: AttemptId(0), checkpoint: CheckpointId(1) }]);
+        c.assert_invariants();
     }
 }
