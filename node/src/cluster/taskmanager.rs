@@ -425,13 +425,7 @@ async fn keep_job_manager_connection<R: Runtime>(
             PeerRole::JobManager => Ok(()),
             _ => Err(Refusal::new("expected a JobManager")),
         };
-        let connected = match rt.connect(&address).await {
-            Ok(mut conn) => match handshake_accepting(&rt, &mut conn, local.clone(), timeout, accept).await {
-                Ok(_) => Ok(conn),
-                Err(failure) => Err(failure.to_string()),
-            },
-            Err(error) => Err(error.to_string()),
-        };
+        let connected = connect_within(&rt, &address, local.clone(), timeout, accept).await;
         match connected {
             Ok(conn) => {
                 tracing::info!(jobmanager = %address, "connected to the JobManager");
@@ -560,13 +554,7 @@ async fn run_data_link<R: Runtime>(
             Some(id) if id == to && remote.role == PeerRole::TaskManager => Ok(()),
             _ => Err(Refusal::new(format!("expected {}", node_name(to)))),
         };
-        let connected = match rt.connect(&address).await {
-            Ok(mut conn) => match handshake_accepting(&rt, &mut conn, local.clone(), timeout, accept).await {
-                Ok(_) => Ok(conn),
-                Err(failure) => Err(failure.to_string()),
-            },
-            Err(error) => Err(error.to_string()),
-        };
+        let connected = connect_within(&rt, &address, local.clone(), timeout, accept).await;
         match connected {
             Ok(conn) => {
                 tracing::debug!(peer = %to, %address, generation, "data link open");
@@ -611,6 +599,34 @@ async fn run_data_link<R: Runtime>(
         delay = (delay * 2).min(RECONNECT_DELAY_MAX);
     }
     let _ = failed(format!("cannot connect to {address}: {last_error}")).await;
+}
+
+/// How long a connection attempt, handshake included, may take before it is given up and made
+/// again (or the handshake timeout, if shorter).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Connects to `address` and runs the handshake. An attempt whose answers are dropped (a
+/// black-holed or one-way-cut link) would wait for the operating system's SYN retries, for
+/// minutes, or for the handshake timeout; it is given up after [`CONNECT_TIMEOUT`] and the caller
+/// tries again, so a link that comes back is used within seconds.
+async fn connect_within<R: Runtime>(
+    rt: &R,
+    address: &str,
+    local: Hello,
+    timeout: Duration,
+    accept: impl FnOnce(&Remote) -> Result<(), Refusal>,
+) -> Result<R::Connection, String> {
+    let limit = timeout.min(CONNECT_TIMEOUT);
+    let attempt = async {
+        let mut conn = rt.connect(address).await.map_err(|e| e.to_string())?;
+        handshake_accepting(rt, &mut conn, local, limit, accept).await.map_err(|f| f.to_string())?;
+        Ok(conn)
+    };
+    let expired = async {
+        rt.sleep(limit).await;
+        Err(format!("no connection within {limit:?}"))
+    };
+    future::or(attempt, expired).await
 }
 
 #[cfg(test)]
