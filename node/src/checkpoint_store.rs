@@ -126,3 +126,60 @@ impl CheckpointStore for MemoryStore {
         Ok(())
     }
 }
+
+/// What every durable store must do, as tests the stores run against themselves.
+#[cfg(test)]
+pub(crate) mod contract {
+    use std::path::Path;
+
+    use rivulet_core::ids::{AttemptId, CheckpointId};
+    use rivulet_core::time::Instant;
+
+    use super::*;
+
+    /// Checkpoint `id` of `subtasks` subtasks with distinct snapshot bytes.
+    pub fn checkpoint(id: u64, subtasks: usize) -> Arc<CompletedCheckpoint> {
+        Arc::new(CompletedCheckpoint {
+            id: CheckpointId(id),
+            attempt: AttemptId(2),
+            triggered_at: Instant::from_nanos(10 * id),
+            completed_at: Instant::from_nanos(10 * id + 5),
+            snapshots: (0..subtasks).map(|s| vec![s as u8; 3 + s]).collect(),
+        })
+    }
+
+    /// A job's record and its last `retained` checkpoints, whole, outlive the store being closed
+    /// and opened again on `dir`; removing a job leaves the other jobs' checkpoints.
+    pub fn jobs_and_their_last_checkpoints_survive_reopening<S: CheckpointStore>(
+        dir: &Path,
+        open: impl Fn(&Path) -> S,
+    ) {
+        let (job, other) = (JobId(4), JobId(5));
+        let record = JobRecord {
+            job,
+            job_file: "[job]\n".into(),
+            parallelism: Some(2),
+            attempt: AttemptId(3),
+            failures: 3,
+        };
+        {
+            let mut store = open(dir);
+            store.put_job(&record).unwrap();
+            for id in 1..=4 {
+                store.persist(job, &checkpoint(id, 3), 2).unwrap();
+            }
+            store.persist(other, &checkpoint(9, 1), 2).unwrap();
+        }
+        let mut store = open(dir);
+        assert_eq!(store.jobs().unwrap(), vec![record.clone()]);
+        assert_eq!(
+            store.checkpoints(job).unwrap(),
+            vec![checkpoint(3, 3), checkpoint(4, 3)],
+            "the last two, whole"
+        );
+        assert_eq!(store.recoverable().unwrap(), vec![(record, Some(checkpoint(4, 3)))]);
+        store.remove_job(job).unwrap();
+        assert!(store.jobs().unwrap().is_empty() && store.checkpoints(job).unwrap().is_empty());
+        assert_eq!(store.checkpoints(other).unwrap(), vec![checkpoint(9, 1)], "another job's stay");
+    }
+}

@@ -209,49 +209,34 @@ impl CheckpointStore for DirStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::checkpoint_store::contract::{self, checkpoint};
 
-    fn checkpoint(id: u64, subtasks: usize) -> Arc<CompletedCheckpoint> {
-        Arc::new(CompletedCheckpoint {
-            id: CheckpointId(id),
-            attempt: AttemptId(2),
-            triggered_at: Instant::from_nanos(10 * id),
-            completed_at: Instant::from_nanos(10 * id + 5),
-            snapshots: (0..subtasks).map(|s| vec![s as u8; 3 + s]).collect(),
-        })
+    #[test]
+    fn jobs_and_their_last_checkpoints_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        contract::jobs_and_their_last_checkpoints_survive_reopening(dir.path(), |d| {
+            DirStore::open(d).unwrap()
+        });
     }
 
     #[test]
-    fn jobs_and_their_last_checkpoints_survive_reopening_and_crash_leftovers_are_ignored() {
+    fn what_a_crash_leaves_half_written_is_ignored_and_cleared() {
         let dir = tempfile::tempdir().unwrap();
-        let (job, other) = (JobId(4), JobId(5));
-        let record = JobRecord {
-            job,
-            job_file: "[job]\n".into(),
-            parallelism: Some(2),
-            attempt: AttemptId(3),
-            failures: 3,
-        };
-        {
-            let mut store = DirStore::open(dir.path()).unwrap();
-            store.put_job(&record).unwrap();
-            for id in 1..=4 {
-                store.persist(job, &checkpoint(id, 3), 2).unwrap();
-            }
-            store.persist(other, &checkpoint(9, 1), 2).unwrap();
+        let job = JobId(4);
+        let mut store = DirStore::open(dir.path()).unwrap();
+        for id in 1..=2 {
+            store.persist(job, &checkpoint(id, 3), 2).unwrap();
         }
-        // A crash in the middle of writing checkpoint 5 and of a record.
+        // A crash in the middle of writing checkpoint 3 and of a record.
         let root = dir.path().join("checkpoints");
-        fs::create_dir(root.join("job-4/.chk-00000000000000000005.writing")).unwrap();
+        fs::create_dir(root.join("job-4/.chk-00000000000000000003.writing")).unwrap();
         fs::write(root.join(".job-6.record.writing"), b"half").unwrap();
         let mut store = DirStore::open(dir.path()).unwrap();
-        assert_eq!(store.jobs().unwrap(), vec![record.clone()]);
-        assert_eq!(store.checkpoints(job).unwrap(), vec![checkpoint(3, 3), checkpoint(4, 3)], "the last two");
-        assert_eq!(store.recoverable().unwrap(), vec![(record.clone(), Some(checkpoint(4, 3)))]);
-        store.persist(job, &checkpoint(5, 3), 2).unwrap();
-        assert_eq!(store.checkpoints(job).unwrap(), vec![checkpoint(4, 3), checkpoint(5, 3)]);
-        store.remove_job(job).unwrap();
-        assert!(store.jobs().unwrap().is_empty() && store.checkpoints(job).unwrap().is_empty());
-        assert_eq!(store.checkpoints(other).unwrap(), vec![checkpoint(9, 1)], "another job's stay");
+        assert!(store.jobs().unwrap().is_empty());
+        assert_eq!(store.checkpoints(job).unwrap(), vec![checkpoint(1, 3), checkpoint(2, 3)]);
+        store.persist(job, &checkpoint(3, 3), 2).unwrap();
+        assert_eq!(store.checkpoints(job).unwrap(), vec![checkpoint(2, 3), checkpoint(3, 3)]);
+        assert_eq!(fs::read_dir(root.join("job-4")).unwrap().count(), 2, "the leftover is gone");
     }
 
     #[test]

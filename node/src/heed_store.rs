@@ -230,44 +230,13 @@ impl CheckpointStore for HeedStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn checkpoint(id: u64, subtasks: usize) -> Arc<CompletedCheckpoint> {
-        Arc::new(CompletedCheckpoint {
-            id: CheckpointId(id),
-            attempt: AttemptId(2),
-            triggered_at: Instant::from_nanos(10 * id),
-            completed_at: Instant::from_nanos(10 * id + 5),
-            snapshots: (0..subtasks).map(|s| vec![s as u8; 3 + s]).collect(),
-        })
-    }
+    use crate::checkpoint_store::contract;
 
     #[test]
     fn jobs_and_their_last_checkpoints_survive_reopening() {
         let dir = tempfile::tempdir().unwrap();
-        let (job, other) = (JobId(4), JobId(5));
-        let record = JobRecord {
-            job,
-            job_file: "[job]\n".into(),
-            parallelism: Some(2),
-            attempt: AttemptId(3),
-            failures: 3,
-        };
-        {
-            let mut store = HeedStore::open(dir.path()).unwrap();
-            store.put_job(&record).unwrap();
-            for id in 1..=4 {
-                store.persist(job, &checkpoint(id, 3), 2).unwrap();
-            }
-            store.persist(other, &checkpoint(9, 1), 2).unwrap();
-        }
-        let mut store = HeedStore::open(dir.path()).unwrap();
-        assert_eq!(store.jobs().unwrap(), vec![record.clone()]);
-        let kept = store.checkpoints(job).unwrap();
-        assert_eq!(kept, vec![checkpoint(3, 3), checkpoint(4, 3)], "the last two, whole");
-        let recoverable = store.recoverable().unwrap();
-        assert_eq!(recoverable, vec![(record, Some(checkpoint(4, 3)))]);
-        store.remove_job(job).unwrap();
-        assert!(store.jobs().unwrap().is_empty() && store.checkpoints(job).unwrap().is_empty());
-        assert_eq!(store.checkpoints(other).unwrap(), vec![checkpoint(9, 1)], "another job's stay");
+        contract::jobs_and_their_last_checkpoints_survive_reopening(dir.path(), |d| {
+            HeedStore::open(d).unwrap()
+        });
     }
 }
