@@ -184,6 +184,11 @@ struct RunningJob {
 }
 
 impl RunningJob {
+    /// The savepoint request whose checkpoint is in flight (one at a time).
+    fn triggered_savepoint(&mut self) -> Option<&mut SavepointStatus> {
+        self.savepoints.iter_mut().find(|s| s.state == SavepointState::Triggered)
+    }
+
     /// Keeps a subtask's latest counters: a newer attempt's first report drops the older
     /// attempt's, and a report of an older attempt (or without counters) changes nothing.
     fn record_metrics(&mut self, attempt: AttemptId, subtask: u32, metrics: Vec<(u32, OperatorMetrics)>) {
@@ -710,12 +715,9 @@ impl JobManager {
             Jm::SavepointCompleted(checkpoint) => {
                 let entry = self.jobs.get_mut(&job).expect("the job of a live JobMaster");
                 let file_name = format!("savepoint-{job}-{}.rvsp", checkpoint.id.0);
-                let Some(savepoint) =
-                    entry.savepoints.iter_mut().find(|s| s.state == SavepointState::Triggered)
-                else {
-                    return;
-                };
+                // The coordinator takes a savepoint only for a request, which is this one.
                 let bytes = encode_savepoint(entry.master.graph(), &entry.job_file, &checkpoint);
+                let Some(savepoint) = entry.triggered_savepoint() else { return };
                 savepoint.state =
                     SavepointState::Writing { checkpoint: checkpoint.id, bytes: bytes.len() as u64 };
                 let (request, directory) = (savepoint.request, savepoint.directory.clone());
@@ -723,9 +725,7 @@ impl JobManager {
             }
             Jm::SavepointFailed { reason } => {
                 let entry = self.jobs.get_mut(&job).expect("the job of a live JobMaster");
-                if let Some(savepoint) =
-                    entry.savepoints.iter_mut().find(|s| s.state == SavepointState::Triggered)
-                {
+                if let Some(savepoint) = entry.triggered_savepoint() {
                     savepoint.state = SavepointState::Failed { cause: reason };
                 }
             }
