@@ -172,9 +172,12 @@ impl Plan {
                 self.liveness_bound = self.liveness_bound.max(LIVENESS_BOUND + latency);
             }
             FaultKind::OneWayPartition => {
-                // A TaskManager's messages to the JobManager only: the two other directions
-                // fail for known open bugs (docs/simulation.md) and are their own kinds.
-                let (from, to) = self.one_way.unwrap_or((victim, JOB_MANAGER));
+                // A TaskManager's messages to the JobManager or to the other TaskManager; the
+                // JobManager's to a TaskManager are their own kind (one-way-jm-to-tm), not
+                // drawn while a seed of it still fails (docs/simulation.md).
+                let other = if victim == tm1 { tm2 } else { tm1 };
+                let drawn = if rng.chance(1, 2) { (victim, JOB_MANAGER) } else { (victim, other) };
+                let (from, to) = self.one_way.unwrap_or(drawn);
                 if self.held.contains(&pair(from, to)) {
                     return false;
                 }

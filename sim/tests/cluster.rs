@@ -112,6 +112,26 @@ fn a_held_data_link_delays_the_job_but_fails_nothing() {
     check(took > Duration::from_secs(4), seed, &s, &outcome, "the job waited for the release");
 }
 
+/// Bug 5, fixed (docs/simulation.md): the data link is held for 8 s. The receiving TaskManager
+/// hears not even a keep-alive for five seconds, gives the connection up, and the attempt
+/// restarts; before the fix the job waited for ever.
+#[test]
+fn a_data_link_held_past_its_silence_timeout_restarts_the_attempt() {
+    let test = "a_data_link_held_past_its_silence_timeout_restarts_the_attempt";
+    let s = held_data_link(Duration::from_millis(500), Duration::from_secs(8)).in_test(FILE, test);
+    let seed = seed_or(8);
+    let outcome = run_in_test(seed, &s);
+    check(outcome.job.attempt >= 1, seed, &s, &outcome, "the silent data link restarted the attempt");
+}
+
+/// Bug 5 again, as the campaign draws it: one TaskManager's data to the other is cut (seed 0 of
+/// `one-way-data` waited for ever before the fix).
+#[test]
+fn a_data_link_cut_one_way_is_noticed_and_the_job_completes() {
+    let s = rivulet_sim::Kind::OneWayData.scenario(0);
+    run_in_test(seed_or(0), &s);
+}
+
 /// tm2's link to the JobManager is held for 2 s (below the heartbeat timeout: nothing fails),
 /// and in another run for 8 s (above it: tm2 is declared dead, comes back when the link is
 /// released, and the job restarts).

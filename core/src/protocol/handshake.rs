@@ -46,8 +46,9 @@ pub const HELLO_MAGIC: [u8; 4] = *b"RVLT";
 /// barriers on channels, `TriggerCheckpoint`, `CheckpointState`, `CheckpointDeclined`,
 /// `CheckpointComplete`, `RestoreState` and a deployment's `restore_from`. Version 4 adds
 /// savepoints and stopping to the client protocol (`Submit`'s `from_savepoint`, `Stop`,
-/// `Savepoint`, a job's `checkpoints` and `savepoints`).
-pub const PROTOCOL_VERSION: u16 = 4;
+/// `Savepoint`, a job's `checkpoints` and `savepoints`). Version 5 adds `DataMessage::KeepAlive`,
+/// which a data link's sender writes when it has been quiet for a while.
+pub const PROTOCOL_VERSION: u16 = 5;
 
 /// What a peer is to the cluster.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -454,8 +455,8 @@ mod tests {
     fn the_hello_encoding_is_frozen() {
         let mut bytes = Vec::new();
         encode_frame(&hello(4, PeerRole::TaskManager, "tm-3"), &mut bytes).unwrap();
-        // Magic, version 4, cluster 4, role 1 (TaskManager), name length 4, name.
-        assert_eq!(bytes[4..], [b'R', b'V', b'L', b'T', 4, 4, 1, 4, b't', b'm', b'-', b'3']);
+        // Magic, version 5, cluster 4, role 1 (TaskManager), name length 4, name.
+        assert_eq!(bytes[4..], [b'R', b'V', b'L', b'T', 5, 4, 1, 4, b't', b'm', b'-', b'3']);
         let mut bytes = Vec::new();
         encode_frame(&Verdict::Refused(Refusal::new("no")), &mut bytes).unwrap();
         assert_eq!(bytes[4..], [1, 2, b'n', b'o']);

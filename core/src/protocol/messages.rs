@@ -242,6 +242,9 @@ pub enum DataMessage {
     Element { job: JobId, attempt: AttemptId, subtask: u32, channel: u32, element: WireElement },
     /// The consumer can take `credits` more elements on this channel.
     Credit { job: JobId, attempt: AttemptId, subtask: u32, channel: u32, credits: u32 },
+    /// Nothing: a link's sender writes it after a second without anything else to send, so that
+    /// the receiver can tell a quiet link from a stalled one (`DATA_LINK_SILENCE_MAX`).
+    KeepAlive,
 }
 
 #[cfg(test)]

@@ -50,6 +50,8 @@ impl TaskManager {
             DataMessage::Credit { job, attempt, subtask, channel, credits } => {
                 self.handle_credit(from, (job, attempt, subtask), channel, credits);
             }
+            // The link's liveness is the node's concern; nothing for the role.
+            DataMessage::KeepAlive => {}
         }
     }
 

@@ -378,6 +378,7 @@ fn data_kind(m: &DataMessage) -> String {
             format!("el{subtask}.{channel}:{what}")
         }
         DataMessage::Credit { subtask, channel, credits, .. } => format!("cr{subtask}.{channel}:{credits}"),
+        DataMessage::KeepAlive => "keepalive".to_owned(),
     }
 }
 

@@ -61,6 +61,17 @@ const RECONNECT_DELAY_MAX: Duration = Duration::from_secs(5);
 /// Connection attempts to a peer's data address before its link gives up.
 const DATA_CONNECT_ATTEMPTS_MAX: u32 = 5;
 
+/// A data link's sender writes a `KeepAlive` after this long without anything else to send.
+const DATA_LINK_KEEPALIVE: Duration = Duration::from_secs(1);
+
+/// A data connection on which nothing arrived for this long is given up by its receiver: the
+/// link stalled (a one-way cut, a half-open connection) rather than went quiet, since a quiet
+/// sender writes keep-alives. The receiver closes it; the sender sees the close and fails the
+/// subtasks that use the link, as for any lost link. Credits keep a receiver reading whatever it
+/// was sent, so back-pressure never silences a healthy link. Five keep-alive intervals, like the
+/// heartbeat timeout of the control connection.
+const DATA_LINK_SILENCE_MAX: Duration = Duration::from_secs(5);
+
 /// The credits of every data channel between TaskManagers: 8 buffers per channel (a batch of
 /// four `int` columns is 128 KiB, so 1 MiB per channel at the consumer), the default backlog, and
 /// credits returned 4 at a time. Across processes every wait for credit costs thread switches on
@@ -116,6 +127,18 @@ enum Event {
         generation: u64,
         error: String,
     },
+    /// Incoming data connection number `connection` from a peer passed its handshake: the
+    /// peer's newest, whose silence counts.
+    DataConnectionOpened {
+        from: TaskManagerId,
+        connection: u64,
+    },
+    /// Nothing arrived on incoming data connection `connection` for `DATA_LINK_SILENCE_MAX`: it
+    /// was given up, and whatever the peer sent on it may be lost.
+    DataConnectionSilent {
+        from: TaskManagerId,
+        connection: u64,
+    },
     ListenerFailed(std::io::Error),
 }
 
@@ -133,12 +156,12 @@ pub async fn run_task_manager<R: Runtime>(rt: R, config: TaskManagerNodeConfig) 
         let (rt2, events_in, local, timeout) =
             (rt.clone(), events_in.clone(), local.clone(), config.handshake_timeout);
         rt.spawn("taskmanager-data-accept", async move {
-            loop {
+            for connection in 0.. {
                 match listener.accept().await {
                     Ok((conn, peer)) => {
                         let task = serve_data_connection(
                             rt2.clone(),
-                            conn,
+                            (conn, connection),
                             peer,
                             local.clone(),
                             timeout,
@@ -184,6 +207,7 @@ pub async fn run_task_manager<R: Runtime>(rt: R, config: TaskManagerNodeConfig) 
         give_up_job_manager: None,
         links: BTreeMap::new(),
         next_link_generation: 0,
+        incoming: BTreeMap::new(),
         events_in,
     };
     let mut busy = false;
@@ -243,6 +267,8 @@ struct Node<R: Runtime> {
     links: BTreeMap<TaskManagerId, Link>,
     /// The number the next data link opened gets.
     next_link_generation: u64,
+    /// The newest incoming data connection from each peer.
+    incoming: BTreeMap<TaskManagerId, u64>,
     events_in: Sender<Event>,
 }
 
@@ -310,6 +336,17 @@ impl<R: Runtime> Node<R> {
                     link.queue.close();
                 }
                 self.tm.handle_peer_lost(now, to);
+            }
+            Event::DataConnectionOpened { from, connection } => {
+                self.incoming.insert(from, connection);
+            }
+            Event::DataConnectionSilent { from, connection } => {
+                // An older connection the peer replaced (its close lost) fails nothing.
+                if self.incoming.get(&from) == Some(&connection) {
+                    tracing::warn!(peer = %from, "data from the peer stalled; failing the subtasks it feeds");
+                    self.incoming.remove(&from);
+                    self.tm.handle_peer_lost(now, from);
+                }
             }
             Event::ListenerFailed(error) => return Err(error),
         }
@@ -488,7 +525,7 @@ async fn write_all<T: serde::Serialize>(mut sender: impl FrameSender, queue: Rec
 /// message goes to the TaskManager task.
 async fn serve_data_connection<R: Runtime>(
     rt: R,
-    mut conn: R::Connection,
+    (mut conn, connection): (R::Connection, u64),
     peer: String,
     local: Hello,
     timeout: Duration,
@@ -506,17 +543,38 @@ async fn serve_data_connection<R: Runtime>(
         }
     };
     let from = parse_node_name(&remote.node).expect("accepted names parse");
-    tracing::debug!(peer = %from, "data connection from a peer");
+    tracing::debug!(peer = %from, connection, "data connection from a peer");
+    if events.send(Event::DataConnectionOpened { from, connection }).await.is_err() {
+        return;
+    }
     loop {
-        match recv_message::<_, DataMessage>(&mut conn).await {
-            Ok(Some(message)) => {
+        let silence = async {
+            rt.sleep(DATA_LINK_SILENCE_MAX).await;
+            None
+        };
+        let received = future::or(async { Some(recv_message::<_, DataMessage>(&mut conn).await) }, silence);
+        match received.await {
+            Some(Ok(Some(DataMessage::KeepAlive))) => {}
+            Some(Ok(Some(message))) => {
                 if events.send(Event::Data { from, message }).await.is_err() {
                     return;
                 }
             }
-            Ok(None) => return,
-            Err(error) => {
+            Some(Ok(None)) => return,
+            Some(Err(error)) => {
                 tracing::warn!(peer = %from, %error, "data connection failed");
+                return;
+            }
+            // Dropping the connection closes it, which the sender hears (if its direction
+            // still carries anything); the subtasks here that it fed fail.
+            None => {
+                tracing::warn!(
+                    peer = %from,
+                    connection,
+                    silence_ms = DATA_LINK_SILENCE_MAX.as_millis() as u64,
+                    "nothing arrived on a data connection, keep-alives included; giving it up"
+                );
+                let _ = events.send(Event::DataConnectionSilent { from, connection }).await;
                 return;
             }
         }
@@ -563,20 +621,27 @@ async fn run_data_link<R: Runtime>(
                 let mut scratch = Vec::new();
                 loop {
                     // Biased towards the queue; `recv` is cancel-safe, so watching the receiving
-                    // half while waiting for a message loses nothing.
-                    let next = future::or(async { queue.recv().await.ok().map(Ok) }, async {
-                        let error = match receiver.recv().await {
-                            Ok(None) => "the peer closed the connection".to_owned(),
-                            Ok(Some(_)) => "the peer sent a frame on a data link".to_owned(),
-                            Err(error) => error.to_string(),
-                        };
-                        Some(Err(error))
-                    })
-                    .await;
+                    // half while waiting for a message loses nothing. A second without a message
+                    // sends a keep-alive.
+                    let quiet = async {
+                        rt.sleep(DATA_LINK_KEEPALIVE).await;
+                        Some(Ok(DataMessage::KeepAlive))
+                    };
+                    let queued = async { queue.recv().await.ok().map(Ok) };
+                    let closed = async { Some(Err(watch_closed(&mut receiver).await)) };
+                    let next = future::or(future::or(queued, closed), quiet).await;
                     match next {
                         Some(Ok(message)) => {
-                            if let Err(error) = send_message_with(&mut sender, &message, &mut scratch).await {
-                                let _ = failed(error.to_string()).await;
+                            // A send blocked on a stalled connection still hears the receiver
+                            // give it up; the frame cut short there goes with the connection.
+                            let send = async {
+                                send_message_with(&mut sender, &message, &mut scratch)
+                                    .await
+                                    .map_err(|e| e.to_string())
+                            };
+                            let watched = async { Err(watch_closed(&mut receiver).await) };
+                            if let Err(error) = future::or(send, watched).await {
+                                let _ = failed(error).await;
                                 return;
                             }
                         }
@@ -599,6 +664,16 @@ async fn run_data_link<R: Runtime>(
         delay = (delay * 2).min(RECONNECT_DELAY_MAX);
     }
     let _ = failed(format!("cannot connect to {address}: {last_error}")).await;
+}
+
+/// Waits for the receiving half of an outgoing data link to end: a peer never sends on it, so
+/// any frame or end means the connection is gone. Returns why.
+async fn watch_closed(receiver: &mut impl FrameReceiver) -> String {
+    match receiver.recv().await {
+        Ok(None) => "the peer closed the connection".to_owned(),
+        Ok(Some(_)) => "the peer sent a frame on a data link".to_owned(),
+        Err(error) => error.to_string(),
+    }
 }
 
 /// How long a connection attempt, handshake included, may take before it is given up and made
