@@ -203,13 +203,16 @@ pub enum OutputTag {
 
 /// When a job is checkpointed: every `interval` (at least `min_pause` after the previous
 /// checkpoint completed), at most one at a time, each given up after `timeout`; the last
-/// `retained` completed checkpoints are kept.
+/// `retained` completed checkpoints are kept. More than `tolerable_failures` checkpoints in a row
+/// that time out, are declined or cannot be stored fail the attempt (Flink's
+/// `tolerable-failed-checkpoints`; 0 by default, as there).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CheckpointConfig {
     pub interval: std::time::Duration,
     pub timeout: std::time::Duration,
     pub min_pause: std::time::Duration,
     pub retained: u16,
+    pub tolerable_failures: u32,
 }
 
 impl CheckpointConfig {
@@ -223,6 +226,7 @@ impl CheckpointConfig {
             timeout: Self::TIMEOUT_DEFAULT,
             min_pause: std::time::Duration::ZERO,
             retained: Self::RETAINED_DEFAULT,
+            tolerable_failures: 0,
         }
     }
 }

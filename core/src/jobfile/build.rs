@@ -198,7 +198,17 @@ fn checkpoint_config(ctx: &Ctx<'_>, raw: &Spanned<RawCheckpoints>) -> Result<Che
                 )
             })?,
     };
-    Ok(CheckpointConfig { interval, timeout, min_pause, retained })
+    let tolerable_failures = match &r.tolerable_failures {
+        None => 0,
+        Some(n) => u32::try_from(*n.get_ref()).map_err(|_| {
+            let found = n.get_ref();
+            ctx.err(
+                &n.span(),
+                format!("`tolerable_failures` must be a whole number from 0 to {}, found {found}", u32::MAX),
+            )
+        })?,
+    };
+    Ok(CheckpointConfig { interval, timeout, min_pause, retained, tolerable_failures })
 }
 
 fn restart_strategy(ctx: &Ctx<'_>, raw: &Spanned<RawRestart>) -> Result<RestartStrategy, JobFileError> {

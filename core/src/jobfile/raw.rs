@@ -75,6 +75,7 @@ pub(super) struct RawCheckpoints {
     pub timeout: Option<Spanned<RawDuration>>,
     pub min_pause: Option<Spanned<RawDuration>>,
     pub retained: Option<Spanned<i64>>,
+    pub tolerable_failures: Option<Spanned<i64>>,
 }
 
 /// `[job.restart]`: what the JobMaster does when the job fails.

@@ -144,3 +144,22 @@ placement = { tier = "cloud" }
         plan.chains.iter().map(|c| c.vertices.iter().map(|&v| g.vertex(v).name.as_str()).collect()).collect();
     assert_eq!(chains, vec![vec!["g", "f"], vec!["m", "sink1"]]);
 }
+
+#[test]
+fn the_checkpoint_settings_take_their_values_or_the_defaults() {
+    let with = |settings: &str| {
+        let text = format!("[job.checkpoints]\ninterval = \"1s\"\n{settings}\n{PIPELINE}");
+        parse_job(&text, &ParseOptions::default()).unwrap().checkpoints.unwrap()
+    };
+    let defaults = with("");
+    assert_eq!(defaults, crate::graph::CheckpointConfig::every(Duration::from_secs(1)));
+    assert_eq!(
+        (defaults.timeout, defaults.retained, defaults.tolerable_failures),
+        (Duration::from_secs(600), 3, 0)
+    );
+    let given = with("timeout = \"30s\"\nmin_pause = \"200ms\"\nretained = 5\ntolerable_failures = 2");
+    assert_eq!(
+        (given.timeout, given.min_pause, given.retained, given.tolerable_failures),
+        (Duration::from_secs(30), Duration::from_millis(200), 5, 2)
+    );
+}

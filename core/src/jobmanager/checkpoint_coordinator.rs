@@ -12,7 +12,11 @@
 //! become the latest completed checkpoint, the recovery point, and [`Step::Commit`] lets sinks
 //! commit (raft's rule: an effect that depends on a durable write waits for its acknowledgement).
 //! A checkpoint that a subtask declines, whose `timeout` passes, or whose attempt fails is
-//! aborted; its snapshots are dropped.
+//! aborted; its snapshots are dropped. More than `tolerable_failures` checkpoints in a row that
+//! time out, are declined or cannot be stored fail the attempt ([`Step::FailAttempt`]): a job
+//! that cannot checkpoint any more would otherwise run on with an ever older recovery point and
+//! uncommitted output. Aborts because the attempt ended do not count, nor do savepoints; a
+//! completed checkpoint, or a new attempt, starts the count again.
 //!
 //! A **savepoint** is a checkpoint triggered on request ([`CheckpointCoordinator::request_savepoint`])
 //! rather than by the interval: it goes as soon as the attempt runs and no checkpoint is in
@@ -74,6 +78,13 @@ pub enum Step {
     SavepointFailed {
         reason: String,
     },
+    /// Too many checkpoints in a row failed: fail the attempt. `subtasks` are those the last
+    /// one waited for (none when it could not be stored).
+    FailAttempt {
+        attempt: AttemptId,
+        subtasks: Vec<u32>,
+        cause: String,
+    },
 }
 
 /// Counters of the coordinator's work, and of input it ignored.
@@ -119,9 +130,18 @@ pub struct CheckpointCoordinator {
     next_trigger_at: Option<Instant>,
     /// When a savepoint not yet triggered was requested.
     savepoint_requested_at: Option<Instant>,
+    /// Periodic checkpoints of the current attempt that failed since the last one completed.
+    failures_in_a_row: u32,
     counters: CheckpointCounters,
     /// The durations (trigger to durable) of the last `RECENT_DURATIONS_MAX` completed checkpoints.
     recent_durations_ms: std::collections::VecDeque<u64>,
+}
+
+/// Why a checkpoint is aborted: a failure of its own, waiting on these subtasks (counted towards
+/// `tolerable_failures`), or not (its attempt ended, a subtask stopped running).
+enum Blame {
+    None,
+    Subtasks(Vec<u32>),
 }
 
 /// Completed checkpoints whose durations a coordinator keeps for its status.
@@ -153,6 +173,7 @@ impl CheckpointCoordinator {
             running: false,
             next_trigger_at: None,
             savepoint_requested_at: None,
+            failures_in_a_row: 0,
             counters: CheckpointCounters::default(),
             recent_durations_ms: std::collections::VecDeque::new(),
         }
@@ -216,11 +237,14 @@ impl CheckpointCoordinator {
             if p.attempt != attempt || (!running && !p.persisting) {
                 let reason =
                     if p.attempt != attempt { "its attempt ended" } else { "a subtask is no longer running" };
-                self.abort(now, reason, steps);
+                self.abort(now, reason, Blame::None, steps);
             }
         }
         if running != self.running {
             self.running = running;
+            if running {
+                self.failures_in_a_row = 0;
+            }
             // A restored attempt keeps the schedule of the checkpoints before it: its first one
             // is due an interval after the latest was triggered (at once if that has passed), so
             // a failure does not push the next commit a whole interval away. Times of a
@@ -249,7 +273,15 @@ impl CheckpointCoordinator {
     pub fn handle_timeout(&mut self, now: Instant, attempt: AttemptId, steps: &mut Vec<Step>) {
         if let Some(p) = &self.pending {
             if !p.persisting && p.triggered_at + self.config.timeout <= now {
-                self.abort(now, "it timed out", steps);
+                let waited_for: Vec<u32> =
+                    (0..p.snapshots.len() as u32).filter(|&i| p.snapshots[i as usize].is_none()).collect();
+                let reason = format!(
+                    "it timed out after {:?} waiting for {} of {} subtasks",
+                    self.config.timeout,
+                    waited_for.len(),
+                    p.snapshots.len()
+                );
+                self.abort(now, &reason, Blame::Subtasks(waited_for), steps);
             }
             return;
         }
@@ -326,18 +358,20 @@ impl CheckpointCoordinator {
         }
     }
 
-    /// A subtask declined the checkpoint: it is aborted.
+    /// Subtask `subtask` declined the checkpoint: it is aborted.
     pub fn handle_declined(
         &mut self,
         now: Instant,
         attempt: AttemptId,
+        subtask: u32,
         checkpoint: CheckpointId,
         reason: &str,
         steps: &mut Vec<Step>,
     ) {
         if self.pending.as_ref().is_some_and(|p| p.id == checkpoint && p.attempt == attempt && !p.persisting)
         {
-            self.abort(now, &format!("a subtask declined it: {reason}"), steps);
+            let blame = Blame::Subtasks(vec![subtask]);
+            self.abort(now, &format!("a subtask declined it: {reason}"), blame, steps);
         }
     }
 
@@ -359,6 +393,9 @@ impl CheckpointCoordinator {
                 assert_eq!(completed.id, checkpoint);
                 assert!(self.latest.as_ref().is_none_or(|l| l.id < checkpoint), "checkpoint ids only grow");
                 self.counters.completed += 1;
+                if !pending.savepoint {
+                    self.failures_in_a_row = 0;
+                }
                 self.counters.last_duration_ms =
                     (now.saturating_duration_since(pending.triggered_at)).as_millis() as u64;
                 self.counters.last_bytes = completed.bytes() as u64;
@@ -379,13 +416,15 @@ impl CheckpointCoordinator {
             }
             Err(error) => {
                 self.pending = Some(pending);
-                self.abort(now, &format!("it could not be stored: {error}"), steps);
+                let reason = format!("it could not be stored: {error}");
+                self.abort(now, &reason, Blame::Subtasks(Vec::new()), steps);
             }
         }
     }
 
-    /// Gives up the checkpoint in flight; the next periodic one is due an interval from now.
-    fn abort(&mut self, now: Instant, reason: &str, steps: &mut Vec<Step>) {
+    /// Gives up the checkpoint in flight; the next periodic one is due an interval from now. A
+    /// failure of the checkpoint itself (`blame`) counts towards `tolerable_failures`.
+    fn abort(&mut self, now: Instant, reason: &str, blame: Blame, steps: &mut Vec<Step>) {
         let p = self.pending.take().expect("a checkpoint in flight");
         self.counters.aborted += 1;
         let reason = format!("checkpoint {} aborted: {reason}", p.id.0);
@@ -395,7 +434,24 @@ impl CheckpointCoordinator {
         if p.savepoint {
             steps.push(Step::SavepointFailed { reason: reason.clone() });
         }
+        let fail = match blame {
+            Blame::Subtasks(subtasks) if !p.savepoint => {
+                self.failures_in_a_row = self.failures_in_a_row.saturating_add(1);
+                let tolerated = self.config.tolerable_failures;
+                (self.failures_in_a_row > tolerated).then(|| {
+                    let in_a_row = self.failures_in_a_row;
+                    self.failures_in_a_row = 0;
+                    let cause = format!(
+                        "{reason} ({in_a_row} checkpoint failure{} in a row, {tolerated} tolerated)",
+                        if in_a_row == 1 { "" } else { "s" }
+                    );
+                    Step::FailAttempt { attempt: p.attempt, subtasks, cause }
+                })
+            }
+            _ => None,
+        };
         steps.push(Step::Aborted { checkpoint: p.id, reason });
+        steps.extend(fail);
     }
 
     pub fn assert_invariants(&self) {
@@ -453,6 +509,151 @@ mod tests {
         assert_eq!(first_due(latest(10_200)), Some(at_ms(11_200)), "an interval after the latest");
         assert_eq!(first_due(latest(5_000)), Some(at_ms(10_500)), "at once when that has passed");
         assert_eq!(first_due(latest(90_000)), Some(at_ms(11_500)), "another process's clock: bounded");
+    }
+
+    /// A coordinator of two subtasks, checkpointing every second with a 2 s timeout, tolerating
+    /// `tolerable` failures in a row, its attempt 0 running from time 0.
+    fn tolerating(tolerable: u32) -> CheckpointCoordinator {
+        let config = CheckpointConfig {
+            timeout: Duration::from_secs(2),
+            tolerable_failures: tolerable,
+            ..CheckpointConfig::every(Duration::from_secs(1))
+        };
+        let mut c = CheckpointCoordinator::new(Some(config), 2, None);
+        let mut steps = Vec::new();
+        c.set_running(at_ms(0), AttemptId(0), true, &mut steps);
+        assert!(steps.is_empty());
+        c
+    }
+
+    /// Triggers the checkpoint due at `due_ms`; subtask 0 acknowledges it.
+    fn trigger(c: &mut CheckpointCoordinator, due_ms: u64) -> CheckpointId {
+        assert_eq!(c.poll_timeout(), Some(at_ms(due_ms)));
+        let mut steps = Vec::new();
+        c.handle_timeout(at_ms(due_ms), AttemptId(0), &mut steps);
+        let [Step::Trigger { checkpoint, .. }] = steps[..] else { panic!("{steps:?}") };
+        for chunk in SnapshotChunk::split(crate::ids::JobId(1), AttemptId(0), 0, checkpoint, &[7; 10]) {
+            c.handle_chunk(at_ms(due_ms + 1), &chunk, &mut steps);
+        }
+        assert_eq!(steps.len(), 1, "subtask 1 has not acknowledged: {steps:?}");
+        checkpoint
+    }
+
+    /// Lets the checkpoint triggered at `due_ms` time out; returns the steps after its abort.
+    fn time_out(c: &mut CheckpointCoordinator, due_ms: u64) -> Vec<Step> {
+        let checkpoint = trigger(c, due_ms);
+        let mut steps = Vec::new();
+        c.handle_timeout(at_ms(due_ms + 2_000), AttemptId(0), &mut steps);
+        c.assert_invariants();
+        let reason =
+            format!("checkpoint {} aborted: it timed out after 2s waiting for 1 of 2 subtasks", checkpoint.0);
+        assert_eq!(steps.remove(0), Step::Aborted { checkpoint, reason });
+        steps
+    }
+
+    /// Completes the checkpoint due at `due_ms` (subtask 1 acknowledges, the store records it).
+    fn complete(c: &mut CheckpointCoordinator, due_ms: u64) {
+        let checkpoint = trigger(c, due_ms);
+        let mut steps = Vec::new();
+        for chunk in SnapshotChunk::split(crate::ids::JobId(1), AttemptId(0), 1, checkpoint, &[8; 10]) {
+            c.handle_chunk(at_ms(due_ms + 2), &chunk, &mut steps);
+        }
+        let Some(Step::Persist(completed)) = steps.pop() else { panic!("{steps:?}") };
+        c.handle_persisted(at_ms(due_ms + 3), checkpoint, Ok(completed), &mut steps);
+        assert_eq!(steps, vec![Step::Commit { attempt: AttemptId(0), checkpoint }]);
+    }
+
+    #[test]
+    fn more_checkpoint_failures_in_a_row_than_tolerated_fail_the_attempt_naming_the_subtasks_waited_for() {
+        let mut c = tolerating(2);
+        assert_eq!(time_out(&mut c, 1_000), vec![], "one failure: tolerated");
+        // Aborted at 3 s: the next is due an interval later.
+        assert_eq!(time_out(&mut c, 4_000), vec![], "two: tolerated");
+        let cause = "checkpoint 3 aborted: it timed out after 2s waiting for 1 of 2 subtasks \
+                     (3 checkpoint failures in a row, 2 tolerated)"
+            .to_owned();
+        assert_eq!(
+            time_out(&mut c, 7_000),
+            vec![Step::FailAttempt { attempt: AttemptId(0), subtasks: vec![1], cause }]
+        );
+
+        // Without tolerance the first decline fails the attempt, naming the subtask that declined.
+        let mut c = tolerating(0);
+        let checkpoint = trigger(&mut c, 1_000);
+        let mut steps = Vec::new();
+        c.handle_declined(at_ms(1_500), AttemptId(0), 1, checkpoint, "no position", &mut steps);
+        let reason = "checkpoint 1 aborted: a subtask declined it: no position".to_owned();
+        let cause = format!("{reason} (1 checkpoint failure in a row, 0 tolerated)");
+        assert_eq!(
+            steps,
+            vec![
+                Step::Aborted { checkpoint, reason },
+                Step::FailAttempt { attempt: AttemptId(0), subtasks: vec![1], cause }
+            ]
+        );
+        c.assert_invariants();
+    }
+
+    #[test]
+    fn a_completed_checkpoint_or_a_new_attempt_starts_the_count_again() {
+        let mut c = tolerating(1);
+        assert_eq!(time_out(&mut c, 1_000), vec![]);
+        complete(&mut c, 4_000);
+        assert_eq!(time_out(&mut c, 5_000), vec![], "the completed one reset the count");
+        assert!(matches!(time_out(&mut c, 8_000)[..], [Step::FailAttempt { .. }]), "two in a row");
+
+        let mut c = tolerating(1);
+        assert_eq!(time_out(&mut c, 1_000), vec![]);
+        let mut steps = Vec::new();
+        c.set_running(at_ms(3_500), AttemptId(0), false, &mut steps);
+        c.set_running(at_ms(3_600), AttemptId(1), true, &mut steps);
+        assert_eq!(steps, vec![]);
+        assert_eq!(c.poll_timeout(), Some(at_ms(4_600)), "none completed: an interval after it runs");
+        let mut steps = Vec::new();
+        c.handle_timeout(at_ms(4_600), AttemptId(1), &mut steps);
+        c.handle_timeout(at_ms(6_600), AttemptId(1), &mut steps);
+        assert!(
+            matches!(steps[..], [Step::Trigger { .. }, Step::Aborted { .. }]),
+            "a new attempt, a new count: {steps:?}"
+        );
+    }
+
+    #[test]
+    fn aborts_of_an_ending_attempt_and_failed_savepoints_are_not_counted_but_a_failed_store_is() {
+        let mut c = tolerating(0);
+        trigger(&mut c, 1_000);
+        let mut steps = Vec::new();
+        c.set_running(at_ms(1_500), AttemptId(0), false, &mut steps);
+        assert!(matches!(steps[..], [Step::Aborted { .. }]), "a subtask stopped running: {steps:?}");
+
+        let mut c = tolerating(0);
+        c.request_savepoint(at_ms(500)).unwrap();
+        let mut steps = Vec::new();
+        c.handle_timeout(at_ms(500), AttemptId(0), &mut steps);
+        c.handle_timeout(at_ms(2_500), AttemptId(0), &mut steps);
+        assert!(
+            matches!(steps[..], [Step::Trigger { .. }, Step::SavepointFailed { .. }, Step::Aborted { .. }]),
+            "{steps:?}"
+        );
+
+        let mut c = tolerating(0);
+        let checkpoint = trigger(&mut c, 1_000);
+        let mut steps = Vec::new();
+        for chunk in SnapshotChunk::split(crate::ids::JobId(1), AttemptId(0), 1, checkpoint, &[8; 10]) {
+            c.handle_chunk(at_ms(1_002), &chunk, &mut steps);
+        }
+        steps.clear();
+        c.handle_persisted(at_ms(1_003), checkpoint, Err("disk full".into()), &mut steps);
+        let reason = "checkpoint 1 aborted: it could not be stored: disk full".to_owned();
+        let cause = format!("{reason} (1 checkpoint failure in a row, 0 tolerated)");
+        assert_eq!(
+            steps,
+            vec![
+                Step::Aborted { checkpoint, reason },
+                Step::FailAttempt { attempt: AttemptId(0), subtasks: vec![], cause }
+            ]
+        );
+        c.assert_invariants();
     }
 
     #[test]

@@ -469,7 +469,7 @@ impl JobManager {
             ToJobManager::CheckpointDeclined { job, attempt, subtask, checkpoint, reason } => {
                 if self.is_host(job, subtask, from) {
                     if let Some(entry) = self.jobs.get_mut(&job) {
-                        entry.master.handle_checkpoint_declined(now, attempt, checkpoint, &reason);
+                        entry.master.handle_checkpoint_declined(now, attempt, subtask, checkpoint, &reason);
                     }
                 }
             }

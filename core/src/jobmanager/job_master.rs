@@ -233,15 +233,16 @@ impl JobMaster {
         self.coordinate(now, |c, steps| c.handle_chunk(now, chunk, steps));
     }
 
-    /// A subtask declined checkpoint `checkpoint`.
+    /// Subtask `subtask` declined checkpoint `checkpoint`.
     pub fn handle_checkpoint_declined(
         &mut self,
         now: Instant,
         attempt: AttemptId,
+        subtask: u32,
         checkpoint: CheckpointId,
         reason: &str,
     ) {
-        self.coordinate(now, |c, steps| c.handle_declined(now, attempt, checkpoint, reason, steps));
+        self.coordinate(now, |c, steps| c.handle_declined(now, attempt, subtask, checkpoint, reason, steps));
     }
 
     /// The driver recorded the checkpoint of [`Output::PersistCheckpoint`] durably, or could not.
@@ -263,7 +264,7 @@ impl JobMaster {
         if let Some(c) = &mut self.checkpoints {
             input(c, &mut steps);
         }
-        self.apply_steps(steps);
+        self.apply_steps(now, steps);
         self.advance_to(now);
         self.drive_checkpoints(now);
     }
@@ -279,12 +280,18 @@ impl JobMaster {
                 c.handle_timeout(now, self.attempt, &mut steps);
             }
         }
-        self.apply_steps(steps);
+        self.apply_steps(now, steps);
     }
 
-    fn apply_steps(&mut self, steps: Vec<Step>) {
+    fn apply_steps(&mut self, now: Instant, steps: Vec<Step>) {
         for step in steps {
             self.outputs.push_back(match step {
+                Step::FailAttempt { attempt, subtasks, cause } => {
+                    if attempt == self.attempt && self.phase == Phase::Live {
+                        self.checkpoints_failed_attempt(now, &subtasks, cause);
+                    }
+                    continue;
+                }
                 Step::Trigger { attempt, checkpoint } => Output::TriggerCheckpoint { attempt, checkpoint },
                 Step::Persist(completed) => Output::PersistCheckpoint(completed),
                 Step::Commit { attempt, checkpoint } => Output::CommitCheckpoint { attempt, checkpoint },
@@ -701,13 +708,30 @@ impl JobMaster {
         self.outputs.push_back(Output::ReleaseSlots { attempt: self.attempt });
     }
 
-    /// `out (1/2) failed: detail`, cut to `FAILURE_CAUSE_BYTES_MAX`.
-    fn cause(&self, subtask: SubtaskId, detail: &str) -> String {
+    /// Too many checkpoints in a row failed (`cause`), the last waiting for `subtasks`: the
+    /// attempt fails and restarts as the restart strategy says.
+    fn checkpoints_failed_attempt(&mut self, now: Instant, subtasks: &[u32], cause: String) {
+        let known: Vec<SubtaskId> =
+            subtasks.iter().map(|&s| SubtaskId(s)).filter(|s| s.index() < self.plan.subtasks.len()).collect();
+        let mut names: Vec<String> = known.iter().take(4).map(|&s| self.subtask_name(s)).collect();
+        if known.len() > names.len() {
+            names.push(format!("{} more", known.len() - names.len()));
+        }
+        let cause = if names.is_empty() { cause } else { format!("{cause}; subtasks: {}", names.join(", ")) };
+        let subtask = known.first().copied().unwrap_or(SubtaskId(0));
+        self.fail_attempt(now, subtask, cut(cause, FAILURE_CAUSE_BYTES_MAX));
+    }
+
+    /// `out (1/2)`.
+    fn subtask_name(&self, subtask: SubtaskId) -> String {
         let plan = &self.plan.subtasks[subtask.index()];
         let chain = &self.plan.chains[plan.chain];
-        let name = &self.chain_names[plan.chain];
-        let cause = format!("{name} ({}/{}) failed: {detail}", plan.index + 1, chain.parallelism);
-        cut(cause, FAILURE_CAUSE_BYTES_MAX)
+        format!("{} ({}/{})", self.chain_names[plan.chain], plan.index + 1, chain.parallelism)
+    }
+
+    /// `out (1/2) failed: detail`, cut to `FAILURE_CAUSE_BYTES_MAX`.
+    fn cause(&self, subtask: SubtaskId, detail: &str) -> String {
+        cut(format!("{} failed: {detail}", self.subtask_name(subtask)), FAILURE_CAUSE_BYTES_MAX)
     }
 
     // ---------------------------------------------------------------- invariants

@@ -149,6 +149,50 @@ fn a_failure_with_fixed_delay_restarts_at_the_exact_instant_with_a_new_attempt()
     assert_eq!(jm.counters().restarts, 1);
 }
 
+/// A job tolerating one checkpoint failure in a row: its first timed-out checkpoint is aborted
+/// and the job runs on; the second fails the attempt, naming the subtasks it waited for, and the
+/// job restarts as its restart strategy says.
+#[test]
+fn more_failed_checkpoints_in_a_row_than_tolerated_fail_the_attempt_and_the_job_restarts() {
+    let checkpoints = "[job.checkpoints]\ninterval = \"1s\"\ntimeout = \"2s\"\ntolerable_failures = 1";
+    let mut jm = job_master(&format!("{FIXED}\n\n{checkpoints}"));
+    drain(&mut jm);
+    deploy_and_run(&mut jm, 0, 0);
+    let trigger = |checkpoint| Output::TriggerCheckpoint {
+        attempt: AttemptId(0),
+        checkpoint: CheckpointId(checkpoint),
+    };
+    jm.handle_timeout(at_ms(1_000));
+    assert_eq!(drain(&mut jm), vec![trigger(1)]);
+    jm.handle_timeout(at_ms(3_000));
+    let reason = "checkpoint 1 aborted: it timed out after 2s waiting for 4 of 4 subtasks".to_owned();
+    assert_eq!(drain(&mut jm), vec![Output::CheckpointAborted { checkpoint: CheckpointId(1), reason }]);
+    assert_eq!(jm.state(), JobState::Running, "one failure: tolerated");
+
+    jm.handle_timeout(at_ms(4_000));
+    assert_eq!(drain(&mut jm), vec![trigger(2)]);
+    for subtask in [0, 1, 3] {
+        for chunk in SnapshotChunk::split(JOB, AttemptId(0), subtask, CheckpointId(2), &[1, 2, 3]) {
+            jm.handle_checkpoint_chunk(at_ms(4_100), &chunk);
+        }
+    }
+    jm.handle_timeout(at_ms(6_000));
+    let reason = "checkpoint 2 aborted: it timed out after 2s waiting for 1 of 4 subtasks".to_owned();
+    let outputs = drain(&mut jm);
+    assert_eq!(
+        outputs,
+        vec![
+            Output::CheckpointAborted { checkpoint: CheckpointId(2), reason: reason.clone() },
+            Output::CancelAttempt { attempt: AttemptId(0) },
+        ]
+    );
+    let status = jm.status();
+    assert_eq!((status.state, status.failures), (JobState::Restarting, 1));
+    let cause = format!("{reason} (2 checkpoint failures in a row, 1 tolerated); subtasks: out (1/2)");
+    assert_eq!(status.last_failure_cause, Some(cause));
+    assert_eq!(status.recent_failures[0].subtask, SubtaskId(2));
+}
+
 #[test]
 fn exponential_backoff_delays_grow_across_repeated_failures_then_the_job_fails() {
     let restart = "[job.restart]\nstrategy = \"exponential-backoff\"\nattempts = 4\ninitial = \"100ms\"\n\
