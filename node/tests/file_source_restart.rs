@@ -1,10 +1,13 @@
 //! A checkpointed job reading files resumes from its latest checkpoint after a TaskManager crash
-//! with every input record in its output exactly once.
+//! with every input record in its output exactly once; on `rivulet run`'s mini-cluster it takes
+//! its checkpoints as it reads.
 //!
 //! The job runs on the core's deterministic in-memory cluster (simulated time, a seeded order of
 //! events) with the node's connectors, so the file source and the transactional file sink do
 //! real file I/O: the file source's positions are what the restored attempt reads on from, and
 //! the sink's two-phase commit keeps the output of the crashed attempt after the checkpoint out.
+
+mod common;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -21,24 +24,26 @@ use rivulet_core::state::snapshot::decode_snapshot;
 use rivulet_core::testing::cluster::{InMemoryCluster, TaskManagerSpec};
 use rivulet_node::connectors::NodeConnectors;
 
+use common::toml_path;
+
 /// Input files, records per file, and every how many records a malformed line is.
 const FILES: u64 = 6;
 const RECORDS_PER_FILE: u64 = 30_000;
 const BAD_EVERY: u64 = 997;
 
-fn toml_path(path: &Path) -> String {
-    let text = path.to_str().expect("test paths are UTF-8");
-    format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
-}
-
 /// Writes the input: record `id` has `key = id % 10`; a malformed line follows every
 /// [`BAD_EVERY`]th record, and the last line of every other file has no newline. Returns the ids.
 fn write_input(dir: &Path) -> Vec<i64> {
+    write_input_of(dir, RECORDS_PER_FILE)
+}
+
+/// [`write_input`] with `records_per_file` records per file.
+fn write_input_of(dir: &Path, records_per_file: u64) -> Vec<i64> {
     let mut ids = Vec::new();
     for file in 0..FILES {
         let mut text = String::from("id,key\n");
-        for i in 0..RECORDS_PER_FILE {
-            let id = file * RECORDS_PER_FILE + i;
+        for i in 0..records_per_file {
+            let id = file * records_per_file + i;
             text.push_str(&format!("{id},{}\n", id % 10));
             ids.push(id as i64);
             if id.is_multiple_of(BAD_EVERY) {
@@ -54,6 +59,10 @@ fn write_input(dir: &Path) -> Vec<i64> {
 }
 
 fn job_text(input: &Path, output: &Path) -> String {
+    job_text_every(input, output, "2ms")
+}
+
+fn job_text_every(input: &Path, output: &Path, interval: &str) -> String {
     format!(
         r#"
 [job]
@@ -61,7 +70,7 @@ name = "files-checkpointed"
 parallelism = 2
 
 [job.checkpoints]
-interval = "2ms"
+interval = "{interval}"
 
 [job.restart]
 strategy = "fixed-delay"
@@ -209,4 +218,22 @@ fn after_a_crash_a_file_source_job_resumes_from_its_checkpoint_with_every_record
             expected_ids.len()
         );
     }
+}
+
+#[test]
+fn on_the_mini_cluster_a_file_source_job_completes_checkpoints_and_writes_every_record_once() {
+    let scratch = tempfile::tempdir().unwrap();
+    let input = scratch.path().join("in");
+    std::fs::create_dir(&input).unwrap();
+    // Enough input for the job to outlast a few checkpoint intervals on a fast machine.
+    let mut expected_ids = write_input_of(&input, 8 * RECORDS_PER_FILE);
+    expected_ids.sort_unstable();
+    let output = scratch.path().join("out");
+    let job = common::parse(&job_text_every(&input, &output, "1ms"));
+    let result = common::run(&job).unwrap();
+    let checkpoints = result.checkpoints.expect("the job takes checkpoints");
+    assert!(checkpoints.counters.completed >= 1, "{checkpoints:?}");
+    assert_eq!(output_ids(&output), expected_ids);
+    let parts = common::file_names(&output);
+    assert!(parts.iter().any(|p| p.starts_with("part-0-") || p.starts_with("part-1-")), "{parts:?}");
 }
