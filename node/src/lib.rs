@@ -8,7 +8,8 @@
 //! - [`alignment`] keeps the splits of a source together in event time across those threads;
 //! - [`net`] is the network layer: the runtime seam, smol over TCP, the connection handshake;
 //! - [`savepoint_file`] writes and reads savepoint files;
-//! - [`connectors`] supplies the I/O connectors (files, stdout) the core cannot have;
+//! - [`connectors`] supplies the I/O connectors (files, stdout) the core cannot have, the file
+//!   source among them in [`file_source`];
 //! - [`progress`] turns counters into the live progress line and the final summary.
 
 pub mod alignment;
@@ -17,6 +18,7 @@ pub mod cluster;
 pub mod config;
 pub mod connectors;
 pub mod dir_store;
+pub mod file_source;
 pub mod heed_store;
 pub mod local_cluster;
 pub mod net;
