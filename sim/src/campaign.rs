@@ -172,11 +172,14 @@ impl Plan {
                 self.liveness_bound = self.liveness_bound.max(LIVENESS_BOUND + latency);
             }
             FaultKind::OneWayPartition => {
-                // A TaskManager's messages to the JobManager or to the other TaskManager; the
-                // JobManager's to a TaskManager are their own kind (one-way-jm-to-tm), not
-                // drawn while a seed of it still fails (docs/simulation.md).
+                // A TaskManager's messages to the JobManager, the JobManager's to it, or its data
+                // to the other TaskManager, a third of the seeds each.
                 let other = if victim == tm1 { tm2 } else { tm1 };
-                let drawn = if rng.chance(1, 2) { (victim, JOB_MANAGER) } else { (victim, other) };
+                let drawn = match rng.below(3) {
+                    0 => (victim, JOB_MANAGER),
+                    1 => (JOB_MANAGER, victim),
+                    _ => (victim, other),
+                };
                 let (from, to) = self.one_way.unwrap_or(drawn);
                 if self.held.contains(&pair(from, to)) {
                     return false;

@@ -48,6 +48,8 @@ pub struct Observed {
     pub error: Option<String>,
     /// What happened, for the trace a replay prints.
     pub notes: Vec<Note>,
+    /// Simulated time of the last fault the harness injected.
+    pub last_fault_at: Option<Duration>,
 }
 
 impl Observed {
@@ -152,13 +154,16 @@ pub async fn run_client(
     Ok(())
 }
 
-/// How long after the TaskManagers settled the job's committed output may take to be visible:
-/// a sink publishes once the JobManager's word that the job finished reaches it, which may wait
-/// behind a slow link's segments.
+/// How long after the TaskManagers settled, and after the last fault, the job's committed output
+/// may take to be visible: a sink publishes once the JobManager's word that the job finished
+/// reaches it, which may wait behind a slow link's segments, or for a TaskManager cut off from the
+/// JobManager to give it up and register again once the cut is repaired (a connection attempt of
+/// 3 s after a back-off of at most 5 s).
 const OUTPUT_VISIBLE_LIMIT: Duration = Duration::from_secs(10);
 
 /// Waits until the sink's directory holds `lines` committed lines, for at most
-/// [`OUTPUT_VISIBLE_LIMIT`]; the harness then compares them exactly.
+/// [`OUTPUT_VISIBLE_LIMIT`] after the TaskManagers settled and after the last fault; the harness
+/// then compares them exactly.
 async fn wait_for_output(
     rt: &TurmoilRuntime,
     dir: &std::path::Path,
@@ -171,9 +176,11 @@ async fn wait_for_output(
         if committed >= lines {
             return;
         }
-        if now() - since > OUTPUT_VISIBLE_LIMIT {
+        let last_fault_at = observed.borrow().last_fault_at.unwrap_or_default();
+        if now() > since.max(last_fault_at) + OUTPUT_VISIBLE_LIMIT {
             observed.borrow_mut().note(format!(
-                "client: {committed} of {lines} lines committed {OUTPUT_VISIBLE_LIMIT:?} after the TaskManagers settled"
+                "client: {committed} of {lines} lines committed {OUTPUT_VISIBLE_LIMIT:?} after the TaskManagers \
+                 settled and the last fault"
             ));
             return;
         }

@@ -232,6 +232,7 @@ fn step_until_done(
             notes.push(Note { at: now, text: format!("harness: {fault}") });
             inject(sim, fault);
             last_fault_at = Some(now);
+            observed.borrow_mut().last_fault_at = Some(now);
         }
         let injected: Vec<usize> = due.iter().map(|&(_, i)| i).collect();
         pending = (pending.into_iter().enumerate())

@@ -191,6 +191,16 @@ fn a_finished_jobs_output_is_committed_on_a_task_manager_that_missed_the_job_man
     run_in_test(seed_or(132), &s);
 }
 
+/// The JobManager's messages to tm1 are cut for 9.8 s, from just before the job finishes: tm1
+/// publishes its output only after it gave the silent JobManager up and registered again once
+/// the cut was repaired, long after the TaskManagers looked settled to the client (seed 237 of
+/// `one-way-jm-to-tm` failed while the client waited only 10 s from then).
+#[test]
+fn output_held_through_a_long_one_way_cut_is_published_after_the_repair() {
+    let s = rivulet_sim::Kind::OneWayJmToTm.scenario(237);
+    run_in_test(seed_or(237), &s);
+}
+
 /// Bug 4 again, without a partition (mixed, seed 520 of the 2,000-seed sweep): the JobManager
 /// stalls (7.3 s of latency) just as the job finishes at 4.0 s; both TaskManagers give the silent
 /// JobManager up at 5.2 s and cancel what they hold — the finished job's staged output with it,
