@@ -256,7 +256,7 @@ fn child(args: &[String]) -> Result<()> {
         &job,
         Some(parallelism),
         &graph,
-        &RunOptions { workers },
+        &RunOptions::new(workers),
         Arc::new(AtomicBool::new(false)),
         Duration::from_secs(3600),
         |_| {},
