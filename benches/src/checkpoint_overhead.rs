@@ -4,7 +4,8 @@
 //! (plain, checkpointed, plain, …) so that a slow spell of a shared machine falls on both sides
 //! rather than on one configuration's block of runs. Each run's line is printed as it comes; the
 //! summary gives both medians and the overhead `1 − median(checkpointed) / median(plain)`, and,
-//! less sensitive to drift, the median over the pairs of `1 − checkpointed / plain`.
+//! less sensitive to drift, the median over the pairs of `1 − checkpointed / plain`; and the same
+//! for CPU time, which another process's load on the machine disturbs less than wall time.
 
 use anyhow::{ensure, Context, Result};
 use serde_json::Value;
@@ -15,6 +16,8 @@ use crate::{run_child, Workload};
 #[derive(Debug, Clone, PartialEq)]
 struct Run {
     records_per_second: f64,
+    /// CPU time of the whole run (all threads).
+    cpu_seconds: f64,
     /// Completed checkpoints, their durations (the most recent ones the JobManager keeps, in
     /// milliseconds) and the size of the last, for a run that takes them.
     checkpoints: u64,
@@ -36,6 +39,7 @@ impl Run {
         };
         Ok(Run {
             records_per_second: records as f64 / seconds,
+            cpu_seconds: value.get("cpu_seconds").and_then(Value::as_f64).unwrap_or(0.0),
             checkpoints: number("checkpoints").unwrap_or(0),
             durations_ms,
             bytes_last: number("checkpoint_bytes_last").unwrap_or(0),
@@ -65,6 +69,9 @@ fn summary(plain: &Workload, checkpointed: &Workload, parallelism: u16, runs: &[
     let mut durations: Vec<u64> = runs.iter().flat_map(|(_, c)| c.durations_ms.iter().copied()).collect();
     durations.sort_unstable();
     let (plain_median, ckpt_median) = (median(&plain_rps), median(&ckpt_rps));
+    let plain_cpu: Vec<f64> = runs.iter().map(|(p, _)| p.cpu_seconds).collect();
+    let ckpt_cpu: Vec<f64> = runs.iter().map(|(_, c)| c.cpu_seconds).collect();
+    let (plain_cpu_median, ckpt_cpu_median) = (median(&plain_cpu), median(&ckpt_cpu));
     let round = |x: f64| (x * 10.0).round() / 10.0;
     serde_json::json!({
         "summary": true,
@@ -82,6 +89,10 @@ fn summary(plain: &Workload, checkpointed: &Workload, parallelism: u16, runs: &[
         "checkpointed_median": ckpt_median.round(),
         "overhead_percent": round(overhead_percent(plain_median, ckpt_median)),
         "paired_overhead_percent_median": round(median(&paired)),
+        "plain_cpu_seconds": plain_cpu,
+        "checkpointed_cpu_seconds": ckpt_cpu,
+        // Extra CPU time per record, in percent of the plain run's.
+        "cpu_overhead_percent": round(100.0 * (ckpt_cpu_median / plain_cpu_median - 1.0)),
         "checkpoints_per_run": runs.iter().map(|(_, c)| c.checkpoints).collect::<Vec<_>>(),
         "checkpoint_ms_p50": durations.get(durations.len() / 2),
         "checkpoint_ms_max": durations.last(),
@@ -109,11 +120,17 @@ mod tests {
 
     #[test]
     fn a_run_line_gives_its_rate_and_checkpoints() {
-        let line = r#"{"workload":"W2x10-ckpt","parallelism":1,"workers":2,"records":200,"seconds":2.0000,"records_per_second":100,"peak_rss_kb":1,"window_results":0,"checkpoint_store":"lmdb","checkpoints":3,"checkpoint_ms":[4, 9, 5],"checkpoint_bytes_last":1234}"#;
+        let line = r#"{"workload":"W2x10-ckpt","parallelism":1,"workers":2,"records":200,"seconds":2.0000,"records_per_second":100,"cpu_seconds":3.5,"peak_rss_kb":1,"window_results":0,"checkpoint_store":"lmdb","checkpoints":3,"checkpoint_ms":[4, 9, 5],"checkpoint_bytes_last":1234}"#;
         let run = Run::parse(line).unwrap();
         assert_eq!(
             run,
-            Run { records_per_second: 100.0, checkpoints: 3, durations_ms: vec![4, 9, 5], bytes_last: 1234 }
+            Run {
+                records_per_second: 100.0,
+                cpu_seconds: 3.5,
+                checkpoints: 3,
+                durations_ms: vec![4, 9, 5],
+                bytes_last: 1234
+            }
         );
         let plain = r#"{"workload":"W2x10","records":300,"seconds":1.5}"#;
         assert_eq!(Run::parse(plain).unwrap().checkpoints, 0);
@@ -124,6 +141,7 @@ mod tests {
     fn the_summary_takes_medians_and_the_overhead_of_them() {
         let run = |rps: f64, durations_ms: Vec<u64>| Run {
             records_per_second: rps,
+            cpu_seconds: 2.0 * 100.0 / rps,
             checkpoints: durations_ms.len() as u64,
             durations_ms,
             bytes_last: 7,
@@ -140,6 +158,7 @@ mod tests {
         assert_eq!(s["checkpointed_median"], 81.0);
         assert_eq!(s["overhead_percent"], 10.0);
         assert_eq!(s["paired_overhead_percent_median"], 3.0, "of 3 %, 0 % and 10 %");
+        assert_eq!(s["cpu_overhead_percent"], 11.1, "2.469 s against 2.222 s");
         assert_eq!(s["checkpoints_per_run"], serde_json::json!([2, 1, 1]));
         assert_eq!(s["checkpoint_ms_p50"], 6, "the upper middle of 4, 5, 6, 9");
         assert_eq!(s["checkpoint_ms_max"], 9);

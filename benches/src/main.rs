@@ -378,13 +378,29 @@ fn child(args: &[String]) -> Result<()> {
     };
     println!(
         "{{\"workload\":\"{}\",\"parallelism\":{parallelism},\"workers\":{workers},\"records\":{},\"seconds\":{seconds:.4},\
-         \"records_per_second\":{:.0},\"peak_rss_kb\":{},\"window_results\":{window_results}{checkpoints}}}",
+         \"records_per_second\":{:.0},\"cpu_seconds\":{:.2},\"peak_rss_kb\":{},\"window_results\":{window_results}{checkpoints}}}",
         w.name,
         w.records,
         w.records as f64 / seconds,
+        cpu_seconds(),
         peak_rss_kb()
     );
     Ok(())
+}
+
+/// The CPU time (user and system, all threads) this process has used so far, from /proc (0 where
+/// /proc is not available). On a shared machine it varies less than wall time: another process
+/// that takes a core delays a run but does not add to its CPU time.
+fn cpu_seconds() -> f64 {
+    /// The unit of /proc's times (`USER_HZ`), 100 on every Linux architecture we run on.
+    const TICKS_PER_SECOND: f64 = 100.0;
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else { return 0.0 };
+    // After the command name in parentheses (which may hold spaces): state is the first field,
+    // utime the 12th and stime the 13th.
+    let fields: Vec<&str> =
+        stat.rsplit_once(')').map_or(vec![], |(_, rest)| rest.split_whitespace().collect());
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    (ticks(11) + ticks(12)) as f64 / TICKS_PER_SECOND
 }
 
 /// The process's peak resident set size, from /proc (0 where /proc is not available).
