@@ -20,10 +20,16 @@
 //! different threads. The channels are unbounded queues, but what can be in them is bounded: data
 //! messages by the credits of each channel (a sender never sends without credit), control
 //! messages by the number of subtasks and heartbeats.
+//!
+//! Completed checkpoints go to memory, or — with [`RunOptions::data_dir`] — to the same durable
+//! stores a JobManager keeps in its `--data-dir`, written and synced before they count.
 
 use crate::checkpoint_store::{CheckpointStore, MemoryStore};
+use crate::config::{CheckpointStoreKind, DataDir};
+use crate::dir_store::DirStore;
+use crate::heed_store::HeedStore;
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
@@ -116,6 +122,29 @@ pub struct RunResult {
 pub struct RunOptions {
     /// TaskManagers, one thread each (at least 1).
     pub workers: usize,
+    /// Where the JobManager records completed checkpoints: `None` in memory; else a directory,
+    /// created if missing and locked for the run, holding the store of that kind (the layout of a
+    /// JobManager's `--data-dir`). A checkpoint counts only once it is written and synced there;
+    /// the job's checkpoints are deleted when it ends. `rivulet run` never resumes from them.
+    pub data_dir: Option<(PathBuf, CheckpointStoreKind)>,
+}
+
+impl RunOptions {
+    /// `workers` TaskManagers, checkpoints in memory.
+    pub fn new(workers: usize) -> RunOptions {
+        RunOptions { workers, data_dir: None }
+    }
+}
+
+/// The checkpoint store of a run, and the lock on its directory (held while the store is open).
+fn open_store(options: &RunOptions) -> Result<(Box<dyn CheckpointStore>, Option<DataDir>)> {
+    let Some((path, kind)) = &options.data_dir else { return Ok((Box::new(MemoryStore::default()), None)) };
+    let dir = DataDir::lock(path)?;
+    let store: Box<dyn CheckpointStore> = match kind {
+        CheckpointStoreKind::Lmdb => Box::new(HeedStore::open(dir.path()).map_err(|e| anyhow!(e))?),
+        CheckpointStoreKind::Dir => Box::new(DirStore::open(dir.path()).map_err(|e| anyhow!(e))?),
+    };
+    Ok((store, Some(dir)))
 }
 
 /// Runs the job file `job_file` (already parsed into `graph` with `parallelism`) on a mini-cluster
@@ -138,6 +167,8 @@ pub fn run_on_local_cluster(
     let workers = options.workers.clamp(1, widest.max(1));
     let subtasks = ExecutionPlan::new(graph).subtasks.len();
     let slots = u16::try_from(subtasks.div_ceil(workers)).context("too many subtasks for one TaskManager")?;
+    // Opened before the run's clock starts: its time includes no store set-up.
+    let (store, _data_dir) = open_store(options)?;
     let started = StdInstant::now();
     let clock = move || Instant::from_nanos(u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX));
 
@@ -169,7 +200,7 @@ pub fn run_on_local_cluster(
             threads.push(thread);
         }
         drop(to_jm);
-        let mut jm = JobManagerHost::new(from_tms, inboxes, clock);
+        let mut jm = JobManagerHost::new(from_tms, inboxes, clock, store);
         let outcome = jm.run_job(job_file, parallelism, graph, workers, &stop, tick, started, &mut watch);
         // Every TaskManager has its `JobEnded` queued before this, so each publishes or discards
         // its sinks' output first.
@@ -197,7 +228,7 @@ struct JobManagerHost<C> {
     inboxes: BTreeMap<TaskManagerId, Sender<TmInput>>,
     clock: C,
     ended: Option<(JobId, JobState, Option<String>)>,
-    checkpoints: MemoryStore,
+    checkpoints: Box<dyn CheckpointStore>,
 }
 
 impl<C: Fn() -> Instant> JobManagerHost<C> {
@@ -205,6 +236,7 @@ impl<C: Fn() -> Instant> JobManagerHost<C> {
         from_tms: Receiver<(TaskManagerId, ToJobManager)>,
         inboxes: BTreeMap<TaskManagerId, Sender<TmInput>>,
         clock: C,
+        checkpoints: Box<dyn CheckpointStore>,
     ) -> Self {
         let config = JobManagerConfig {
             resource_manager: ResourceManagerConfig {
@@ -217,14 +249,7 @@ impl<C: Fn() -> Instant> JobManagerHost<C> {
             restart_default: RestartStrategy::None,
             ..JobManagerConfig::default()
         };
-        JobManagerHost {
-            jm: JobManager::new(config),
-            from_tms,
-            inboxes,
-            clock,
-            ended: None,
-            checkpoints: MemoryStore::default(),
-        }
+        JobManagerHost { jm: JobManager::new(config), from_tms, inboxes, clock, ended: None, checkpoints }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -244,6 +269,9 @@ impl<C: Fn() -> Instant> JobManagerHost<C> {
             self.step(IDLE_WAIT_MAX)?;
         }
         let job = self.jm.submit((self.clock)(), job_file, parallelism).map_err(|e| anyhow!(e))?;
+        // Job ids start again in every run: what an earlier run that did not end cleanly left
+        // under this id in a durable store goes before this job's first checkpoint.
+        self.checkpoints.remove_job(job).map_err(|e| anyhow!(e))?;
         self.route();
         let mut stopping = false;
         let mut next_tick = StdInstant::now() + tick;
@@ -303,7 +331,12 @@ impl<C: Fn() -> Instant> JobManagerHost<C> {
                 JmOutput::TaskManagerDead { tm } => {
                     tracing::error!(%tm, "a TaskManager thread missed its heartbeats");
                 }
-                JmOutput::JobEnded { job, state, cause } => self.ended = Some((job, state, cause)),
+                JmOutput::JobEnded { job, state, cause } => {
+                    if let Err(error) = self.checkpoints.remove_job(job) {
+                        tracing::warn!(%job, %error, "the ended job's checkpoints could not be deleted");
+                    }
+                    self.ended = Some((job, state, cause));
+                }
                 JmOutput::PersistCheckpoint { job, checkpoint, retained } => {
                     let result = self.checkpoints.persist(job, &checkpoint, retained);
                     let (now, id) = ((self.clock)(), checkpoint.id);

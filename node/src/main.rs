@@ -11,7 +11,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use rivulet_core::graph::{JobGraph, SourceConnector, VertexKind};
 use rivulet_core::jobfile::{parse_job, ParseOptions};
 use rivulet_core::limits::{JOB_FILE_BYTES_MAX, PARALLELISM_MAX};
-use rivulet_node::config::{JobManagerArgs, TaskManagerArgs};
+use rivulet_node::config::{parse_checkpoint_store, CheckpointStoreKind, JobManagerArgs, TaskManagerArgs};
 use rivulet_node::connectors::list_input_files;
 use rivulet_node::local_cluster::{run_on_local_cluster, RunOptions};
 use rivulet_node::progress::{summary, Progress, ProgressMode};
@@ -50,6 +50,15 @@ enum Command {
         /// How to show progress: a live line, log lines, or nothing (default: a live line on a terminal).
         #[arg(long, value_enum)]
         progress: Option<ProgressArg>,
+        /// Record the job's completed checkpoints durably in DIR (created if missing, locked for
+        /// the run; the layout of a JobManager's --data-dir) instead of in memory. They are
+        /// deleted when the job ends; `run` does not resume from them.
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+        /// How --data-dir keeps checkpoints: `lmdb` (DIR/jobmanager) or `dir` (plain files in
+        /// DIR/checkpoints) [default: lmdb]
+        #[arg(long, value_name = "lmdb|dir", value_parser = parse_checkpoint_store, requires = "data_dir")]
+        checkpoint_store: Option<CheckpointStoreKind>,
     },
     /// Check a job file and print its plan.
     Validate {
@@ -175,7 +184,7 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
-        Command::Run { job, parallelism, workers, progress } => {
+        Command::Run { job, parallelism, workers, progress, data_dir, checkpoint_store } => {
             let (text, graph) = match load(&job, parallelism) {
                 Ok(loaded) => loaded,
                 Err(message) => {
@@ -192,7 +201,8 @@ fn main() -> ExitCode {
             let workers = workers
                 .map(usize::from)
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-            run(&text, parallelism, &graph, workers, mode)
+            let data_dir = data_dir.map(|dir| (dir, checkpoint_store.unwrap_or_default()));
+            run(&text, parallelism, &graph, RunOptions { workers, data_dir }, mode)
         }
     }
 }
@@ -245,7 +255,7 @@ fn run(
     text: &str,
     parallelism: Option<u16>,
     graph: &JobGraph,
-    workers: usize,
+    options: RunOptions,
     mode: ProgressMode,
 ) -> ExitCode {
     let stop = Arc::new(AtomicBool::new(false));
@@ -262,7 +272,6 @@ fn run(
         });
     }
     let mut progress = Progress::new(graph, mode);
-    let options = RunOptions { workers };
     let result =
         run_on_local_cluster(text, parallelism, graph, &options, stop, mode.tick(), |p| progress.tick(p));
     progress.finish();

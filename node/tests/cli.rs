@@ -149,6 +149,14 @@ fn bad_command_lines_exit_2_with_clap_messages() {
             &["run", "examples/w1.toml", "--progress", "fast"],
             "error: invalid value 'fast' for '--progress <PROGRESS>'",
         ),
+        (
+            &["run", "examples/w2.toml", "--checkpoint-store", "dir"],
+            "error: the following required arguments were not provided:\n  --data-dir <DIR>",
+        ),
+        (
+            &["run", "examples/w2.toml", "--data-dir", "state", "--checkpoint-store", "s3"],
+            "error: invalid value 's3' for '--checkpoint-store <lmdb|dir>': \"s3\" is no checkpoint store",
+        ),
         (&["run"], "error: the following required arguments were not provided:"),
         (&["launch", "examples/w1.toml"], "error: unrecognized subcommand 'launch'"),
     ];

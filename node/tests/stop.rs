@@ -51,7 +51,7 @@ fn stopping_an_unbounded_job_drains_it_and_fires_every_window() {
     assert!(matches!(graph.vertex(source).kind, VertexKind::Source { .. }));
     let stop = Arc::new(AtomicBool::new(false));
     let trigger = stop.clone();
-    let options = RunOptions { workers: TEST_WORKERS };
+    let options = RunOptions::new(TEST_WORKERS);
     let result =
         run_on_local_cluster(&graph.text, None, &graph, &options, stop, Duration::from_millis(5), move |p| {
             // Stop once the source has produced a good number of records.

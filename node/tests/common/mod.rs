@@ -56,7 +56,7 @@ pub fn run(job: &TestJob) -> Result<RunResult, String> {
 
 /// [`run`], stopped (draining) when `stop` is set.
 pub fn run_stoppable(job: &TestJob, stop: Arc<AtomicBool>) -> Result<RunResult, String> {
-    let options = RunOptions { workers: TEST_WORKERS };
+    let options = RunOptions::new(TEST_WORKERS);
     run_on_local_cluster(&job.text, None, &job.graph, &options, stop, Duration::from_secs(1), |_| {})
         .map_err(|e| format!("{e:#}"))
 }
