@@ -154,12 +154,11 @@ fn a_held_job_manager_link_is_noticed_only_past_the_heartbeat_timeout() {
     );
 }
 
-/// A known open bug (docs/simulation.md): tm2 is partitioned from the JobManager for 8 s. The
+/// Bug 1, fixed (docs/simulation.md): tm2 is partitioned from the JobManager for 8 s. The
 /// JobManager declares it dead (and closes its connection: the close is lost in the partition) and
-/// the job finishes on tm1, but tm2 never comes back: its connection to the JobManager stalled
-/// (turmoil's TCP does not retransmit a dropped segment), and a TaskManager has no timeout on the
-/// JobManager's silence, so it never reconnects. (A partition shorter than the heartbeat timeout
-/// passes: the JobManager's close then crosses the healed link.)
+/// the job finishes on tm1. tm2's connection to the JobManager stalled (turmoil's TCP does not
+/// retransmit a dropped segment); it used to wait on it for ever, and now gives the silent
+/// JobManager up after five heartbeat intervals and registers again once the partition heals.
 #[test]
 fn a_task_manager_comes_back_after_a_healed_partition() {
     let test = "a_task_manager_comes_back_after_a_healed_partition";
@@ -179,12 +178,12 @@ fn the_same_seed_gives_the_same_trace() {
     check(other.trace.digest != first.trace.digest, seed + 1, &s, &other, "another seed, another trace");
 }
 
-/// A known open bug (docs/simulation.md, bug 4), found by the one-way partitions: the
-/// JobManager's messages to tm1 are cut 1.6 s into the run (tm1's own messages still arrive).
-/// Every subtask reports finished, so the job finishes — but the JobManager's word that tm1's
-/// file sink may publish its pre-committed output never reaches tm1 (the stalled stream is never
-/// retransmitted; on real TCP the same happens once tm1 gives the silent JobManager up and
-/// reconnects), and nothing sends it again: six windows of tm1 are never committed.
+/// Bug 4, fixed (docs/simulation.md), found by the one-way partitions: the JobManager's
+/// messages to tm1 are cut 1.6 s into the run (tm1's own messages still arrive). Every subtask
+/// reports finished, so the job finishes — but the JobManager's word that tm1's file sink may
+/// publish its pre-committed output never reaches tm1. It used to be lost with six windows of
+/// tm1's output; now tm1 keeps the staged output when it gives the silent JobManager up, and the
+/// JobManager repeats the job's outcome when tm1 registers again.
 #[test]
 fn a_finished_jobs_output_is_committed_on_a_task_manager_that_missed_the_job_managers_messages() {
     let s = rivulet_sim::Kind::OneWayJmToTm.scenario(132);
