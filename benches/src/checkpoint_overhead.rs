@@ -10,7 +10,8 @@
 use anyhow::{ensure, Context, Result};
 use serde_json::Value;
 
-use crate::{run_child, Workload};
+use crate::cluster::median;
+use crate::{checkpoint_durations, run_child, Workload};
 
 /// What one run's JSON line says.
 #[derive(Debug, Clone, PartialEq)]
@@ -33,26 +34,14 @@ impl Run {
         let seconds =
             value.get("seconds").and_then(Value::as_f64).with_context(|| format!("no seconds in {line}"))?;
         ensure!(seconds > 0.0, "a run of no time: {line}");
-        let durations_ms = match value.get("checkpoint_ms").and_then(Value::as_array) {
-            Some(list) => list.iter().filter_map(Value::as_u64).collect(),
-            None => Vec::new(),
-        };
         Ok(Run {
             records_per_second: records as f64 / seconds,
             cpu_seconds: value.get("cpu_seconds").and_then(Value::as_f64).unwrap_or(0.0),
             checkpoints: number("checkpoints").unwrap_or(0),
-            durations_ms,
+            durations_ms: checkpoint_durations(line),
             bytes_last: number("checkpoint_bytes_last").unwrap_or(0),
         })
     }
-}
-
-/// The median of `values` (the upper one of an even count), which must not be empty.
-fn median(values: &[f64]) -> f64 {
-    assert!(!values.is_empty(), "a median of at least one value");
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    sorted[sorted.len() / 2]
 }
 
 /// The overhead in percent of running at `checkpointed` instead of `plain` records/s.
@@ -64,14 +53,15 @@ fn overhead_percent(plain: f64, checkpointed: f64) -> f64 {
 fn summary(plain: &Workload, checkpointed: &Workload, parallelism: u16, runs: &[(Run, Run)]) -> Value {
     let plain_rps: Vec<f64> = runs.iter().map(|(p, _)| p.records_per_second).collect();
     let ckpt_rps: Vec<f64> = runs.iter().map(|(_, c)| c.records_per_second).collect();
-    let paired: Vec<f64> =
+    let mut paired: Vec<f64> =
         runs.iter().map(|(p, c)| overhead_percent(p.records_per_second, c.records_per_second)).collect();
     let mut durations: Vec<u64> = runs.iter().flat_map(|(_, c)| c.durations_ms.iter().copied()).collect();
     durations.sort_unstable();
-    let (plain_median, ckpt_median) = (median(&plain_rps), median(&ckpt_rps));
+    // `median` sorts its list: the per-run figures stay in run order for the summary.
+    let (plain_median, ckpt_median) = (median(&mut plain_rps.clone()), median(&mut ckpt_rps.clone()));
     let plain_cpu: Vec<f64> = runs.iter().map(|(p, _)| p.cpu_seconds).collect();
     let ckpt_cpu: Vec<f64> = runs.iter().map(|(_, c)| c.cpu_seconds).collect();
-    let (plain_cpu_median, ckpt_cpu_median) = (median(&plain_cpu), median(&ckpt_cpu));
+    let (plain_cpu_median, ckpt_cpu_median) = (median(&mut plain_cpu.clone()), median(&mut ckpt_cpu.clone()));
     let round = |x: f64| (x * 10.0).round() / 10.0;
     serde_json::json!({
         "summary": true,
@@ -88,7 +78,7 @@ fn summary(plain: &Workload, checkpointed: &Workload, parallelism: u16, runs: &[
         "plain_median": plain_median.round(),
         "checkpointed_median": ckpt_median.round(),
         "overhead_percent": round(overhead_percent(plain_median, ckpt_median)),
-        "paired_overhead_percent_median": round(median(&paired)),
+        "paired_overhead_percent_median": round(median(&mut paired)),
         "plain_cpu_seconds": plain_cpu,
         "checkpointed_cpu_seconds": ckpt_cpu,
         // Extra CPU time per record, in percent of the plain run's.
