@@ -472,16 +472,22 @@ pub fn held_data_link(at: Duration, lasting: Duration) -> Scenario {
         ScheduledFault::running(at, Fault::Hold(a, b)),
         ScheduledFault::running(at + lasting, Fault::Release(a, b)),
     ];
-    let failures = if lasting <= SILENCE_UNNOTICED_MAX {
-        Failures::Zero
-    } else if lasting >= SILENCE_NOTICED_MIN {
-        Failures::AtLeastOne
-    } else {
-        Failures::Any
-    };
+    let failures = silence_failures(lasting, Failures::AtLeastOne);
     let mut s = base("held-data-link", [2, 2], faults, Expect { failures, ..Expect::CLEAN });
     s.duration_limit += at + lasting;
     s
+}
+
+/// The failures a silence of `lasting` makes: none below the unnoticed bound, `noticed` above the
+/// noticed one, no claim between.
+fn silence_failures(lasting: Duration, noticed: Failures) -> Failures {
+    if lasting <= SILENCE_UNNOTICED_MAX {
+        Failures::Zero
+    } else if lasting >= SILENCE_NOTICED_MIN {
+        noticed
+    } else {
+        Failures::Any
+    }
 }
 
 /// TaskManager `victim`'s link to the JobManager is held `at` after the job runs, for `lasting`.
@@ -491,13 +497,7 @@ pub fn held_job_manager_link(victim: usize, at: Duration, lasting: Duration) -> 
         ScheduledFault::running(at, Fault::Hold(host, JOB_MANAGER)),
         ScheduledFault::running(at + lasting, Fault::Release(host, JOB_MANAGER)),
     ];
-    let failures = if lasting <= SILENCE_UNNOTICED_MAX {
-        Failures::Zero
-    } else if lasting >= SILENCE_NOTICED_MIN {
-        Failures::AtLeastOneIfPlacedOn(task_manager_id(victim))
-    } else {
-        Failures::Any
-    };
+    let failures = silence_failures(lasting, Failures::AtLeastOneIfPlacedOn(task_manager_id(victim)));
     let expect = Expect { failures, ..Expect::CLEAN };
     let mut s = base("held-jm-link", slots_surviving(victim), faults, expect);
     s.duration_limit += at + lasting;
