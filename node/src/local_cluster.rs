@@ -113,6 +113,8 @@ pub struct RunResult {
     pub elapsed: Duration,
     /// Per vertex, in the graph's vertex order.
     pub metrics: Vec<OperatorMetrics>,
+    /// Attempts that failed and were restarted before the job finished.
+    pub failures: u32,
     /// The job's checkpoints, for a job that takes them.
     pub checkpoints: Option<rivulet_core::jobmanager::job_master::CheckpointStatus>,
 }
@@ -216,8 +218,10 @@ pub fn run_on_local_cluster(
         if let Some(error) = errors.into_iter().next() {
             bail!(error);
         }
-        let checkpoints = jm.jm.jobs().into_iter().next().and_then(|o| o.status.checkpoints);
-        Ok(RunResult { elapsed: started.elapsed(), metrics, checkpoints })
+        let status = jm.jm.jobs().into_iter().next().map(|o| o.status);
+        let failures = status.as_ref().map_or(0, |s| s.failures);
+        let checkpoints = status.and_then(|s| s.checkpoints);
+        Ok(RunResult { elapsed: started.elapsed(), metrics, failures, checkpoints })
     })
 }
 

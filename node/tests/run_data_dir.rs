@@ -75,8 +75,12 @@ fn run_in<T>(dir: &Path, kind: CheckpointStoreKind, mut look: impl FnMut() -> T)
         |_| seen.push(look()),
     )
     .expect("the job finishes");
+    // A checkpoint the store could not take fails the attempt (no failures are tolerated), and
+    // the job restarts; the one checkpoint in flight when the input runs out is given up, which
+    // happens on a busy machine.
+    assert_eq!(result.failures, 0, "no attempt failed");
     let checkpoints = result.checkpoints.expect("the job takes checkpoints");
-    assert_eq!(checkpoints.counters.aborted, 0);
+    assert!(checkpoints.counters.aborted <= 1, "only the last checkpoint may be given up: {checkpoints:?}");
     (checkpoints.counters.completed, seen)
 }
 
