@@ -5,7 +5,9 @@ use std::time::Duration;
 
 /// A point in processing time, as nanoseconds since an epoch the driver chose. The core never
 /// reads a clock: every call that needs the time takes an `Instant` argument.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct Instant(u64);
 
 impl Instant {

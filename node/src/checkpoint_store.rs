@@ -16,7 +16,12 @@ use std::time::Duration;
 
 use rivulet_core::ids::JobId;
 use rivulet_core::jobmanager::checkpoint_coordinator::CompletedCheckpoint;
-use rivulet_core::jobmanager::job_manager::{JobRecord, RecoverableJob};
+use rivulet_core::jobmanager::job_manager::{EndedJob, JobOverview, JobRecord, RecoverableJob};
+use rivulet_core::limits::FINISHED_JOBS_MAX;
+
+/// Ended jobs a store keeps the result of: the latest (largest ids), as many as a JobManager's
+/// history holds.
+pub const ENDED_JOBS_KEPT_MAX: usize = FINISHED_JOBS_MAX;
 
 /// A durable record of completed checkpoints, per job.
 pub trait CheckpointStore: Send {
@@ -37,8 +42,17 @@ pub trait CheckpointStore: Send {
     /// Every running job recorded, in id order.
     fn jobs(&self) -> Result<Vec<JobRecord>, String>;
 
-    /// Forgets the job and its checkpoints (it ended).
+    /// Forgets the job's record and checkpoints (what an earlier run left under a reused id).
     fn remove_job(&mut self, job: JobId) -> Result<(), String>;
+
+    /// The job ended: records its final overview, and forgets its record and checkpoints, durably
+    /// before it returns. A crash leaves the job either running or ended (possibly with its
+    /// record still there, which [`CheckpointStore::recoverable`] then ignores). Keeps the
+    /// results of the last [`ENDED_JOBS_KEPT_MAX`] jobs (the largest ids).
+    fn end_job(&mut self, ended: &JobOverview) -> Result<(), String>;
+
+    /// The ended jobs recorded, in id order; one whose record cannot be read comes with why.
+    fn ended_jobs(&self) -> Result<Vec<EndedJob>, String>;
 
     /// How long the next checkpoint's durable write takes before it is made, in the driver's
     /// time. The stores here write synchronously (zero); the simulator's store returns a delay,
@@ -48,15 +62,20 @@ pub trait CheckpointStore: Send {
         Duration::ZERO
     }
 
-    /// Every recorded job with its latest completed checkpoint: what a JobManager starting on
-    /// this store takes over.
-    fn recoverable(&self) -> Result<Vec<RecoverableJob>, String> {
+    /// Every running job recorded with its latest completed checkpoint, and the ended jobs:
+    /// what a JobManager starting on this store takes over. A job recorded as ended is not
+    /// running, whatever else is left of it.
+    fn recoverable(&self) -> Result<(Vec<RecoverableJob>, Vec<EndedJob>), String> {
+        let ended = self.ended_jobs()?;
         let mut out = Vec::new();
         for record in self.jobs()? {
+            if ended.iter().any(|(job, _)| *job == record.job) {
+                continue;
+            }
             let latest = self.checkpoints(record.job)?.pop();
             out.push((record, latest));
         }
-        Ok(out)
+        Ok((out, ended))
     }
 }
 
@@ -90,6 +109,7 @@ impl fmt::Debug for SharedStore {
 pub struct MemoryStore {
     jobs: BTreeMap<JobId, VecDeque<Arc<CompletedCheckpoint>>>,
     records: BTreeMap<JobId, JobRecord>,
+    ended: BTreeMap<JobId, JobOverview>,
 }
 
 impl CheckpointStore for MemoryStore {
@@ -124,6 +144,19 @@ impl CheckpointStore for MemoryStore {
         self.jobs.remove(&job);
         self.records.remove(&job);
         Ok(())
+    }
+
+    fn end_job(&mut self, ended: &JobOverview) -> Result<(), String> {
+        let job = ended.status.job;
+        self.ended.insert(job, ended.clone());
+        while self.ended.len() > ENDED_JOBS_KEPT_MAX {
+            self.ended.pop_first();
+        }
+        self.remove_job(job)
+    }
+
+    fn ended_jobs(&self) -> Result<Vec<EndedJob>, String> {
+        Ok(self.ended.iter().map(|(&job, o)| (job, Ok(o.clone()))).collect())
     }
 }
 
@@ -177,9 +210,57 @@ pub(crate) mod contract {
             vec![checkpoint(3, 3), checkpoint(4, 3)],
             "the last two, whole"
         );
-        assert_eq!(store.recoverable().unwrap(), vec![(record, Some(checkpoint(4, 3)))]);
+        assert_eq!(store.recoverable().unwrap(), (vec![(record, Some(checkpoint(4, 3)))], vec![]));
         store.remove_job(job).unwrap();
         assert!(store.jobs().unwrap().is_empty() && store.checkpoints(job).unwrap().is_empty());
         assert_eq!(store.checkpoints(other).unwrap(), vec![checkpoint(9, 1)], "another job's stay");
+    }
+
+    /// A job's final overview, as the JobManager gives it for a canceled job, under id `job`.
+    pub fn ended(job: u64) -> JobOverview {
+        use rivulet_core::jobmanager::job_manager::{JobManager, JobManagerConfig};
+        let text = "[job]\nname = \"e\"\n[[source]]\nname = \"g\"\ntype = \"generator\"\ncount = 1\n\
+                    [[sink]]\ntype = \"count\"\ninput = \"g\"\n";
+        let mut jm = JobManager::new(JobManagerConfig::default());
+        let id = jm.submit(Instant::ZERO, text, None).unwrap();
+        jm.cancel(Instant::from_nanos(7), id).unwrap();
+        let mut overview = jm.job(id).unwrap();
+        overview.status.job = JobId(job);
+        overview
+    }
+
+    /// Ending a job records its overview and forgets its record and checkpoints, for good; only
+    /// the results of the last `ENDED_JOBS_KEPT_MAX` jobs are kept.
+    pub fn ended_jobs_outlive_the_store_and_the_latest_are_kept<S: CheckpointStore>(
+        dir: &Path,
+        open: impl Fn(&Path) -> S,
+    ) {
+        let job = JobId(4);
+        let record = JobRecord {
+            job,
+            job_file: "[job]\n".into(),
+            parallelism: None,
+            attempt: AttemptId(1),
+            failures: 1,
+        };
+        {
+            let mut store = open(dir);
+            store.put_job(&record).unwrap();
+            store.persist(job, &checkpoint(1, 2), 2).unwrap();
+            store.end_job(&ended(4)).unwrap();
+        }
+        let mut store = open(dir);
+        assert!(store.jobs().unwrap().is_empty() && store.checkpoints(job).unwrap().is_empty());
+        assert_eq!(store.ended_jobs().unwrap(), vec![(job, Ok(ended(4)))]);
+        assert_eq!(store.recoverable().unwrap(), (vec![], vec![(job, Ok(ended(4)))]));
+        let last = 4 + ENDED_JOBS_KEPT_MAX as u64;
+        for id in 5..=last {
+            store.end_job(&ended(id)).unwrap();
+        }
+        drop(store);
+        let store = open(dir);
+        let kept: Vec<JobId> = store.ended_jobs().unwrap().into_iter().map(|(job, _)| job).collect();
+        let expected: Vec<JobId> = (5..=last).map(JobId).collect();
+        assert_eq!(kept, expected, "the latest {ENDED_JOBS_KEPT_MAX}, in id order");
     }
 }

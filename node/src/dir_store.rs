@@ -4,7 +4,8 @@
 //!
 //! ```text
 //! <data-dir>/checkpoints/
-//!   job-3.record                 the JobRecord (format byte + postcard)
+//!   job-3.record                 a running job's JobRecord (format byte + postcard)
+//!   ended/job-2.result           an ended job's final JobOverview (format byte + postcard)
 //!   job-3/chk-00000000000000000012/
 //!     meta                       attempt, times, subtask count (format byte + postcard)
 //!     subtask-0 … subtask-N      each subtask's snapshot bytes (versioned and checksummed by the core)
@@ -13,7 +14,10 @@
 //! Every write is whole or absent after a crash: a record is written under a hidden temporary
 //! name, synced and renamed; a checkpoint is built in a hidden `.chk-<id>.writing` directory, each
 //! file synced, then renamed to `chk-<id>` and the job's directory synced — only then is it
-//! acknowledged — and the checkpoints beyond `retained` are deleted after. Hidden leftovers of a
+//! acknowledged — and the checkpoints beyond `retained` are deleted after. A job's end writes its
+//! result first (synced, renamed), then deletes its record and checkpoints: a crash between
+//! leaves a job that has a result, which counts as ended. Results beyond `ENDED_JOBS_KEPT_MAX`
+//! (the smallest ids) are deleted after. Hidden leftovers of a
 //! crash are ignored and removed by the next write. Reading checks everything: a missing snapshot,
 //! a record of another format, a name that is not the store's are errors naming the file.
 
@@ -24,10 +28,10 @@ use std::sync::Arc;
 
 use rivulet_core::ids::{AttemptId, CheckpointId, JobId};
 use rivulet_core::jobmanager::checkpoint_coordinator::CompletedCheckpoint;
-use rivulet_core::jobmanager::job_manager::JobRecord;
+use rivulet_core::jobmanager::job_manager::{EndedJob, JobOverview, JobRecord};
 use rivulet_core::time::Instant;
 
-use crate::checkpoint_store::CheckpointStore;
+use crate::checkpoint_store::{CheckpointStore, ENDED_JOBS_KEPT_MAX};
 use crate::heed_store::{decode, encode, CheckpointMeta};
 
 pub struct DirStore {
@@ -59,6 +63,39 @@ impl DirStore {
 
     fn job_dir(&self, job: JobId) -> PathBuf {
         self.root.join(job.to_string())
+    }
+
+    fn ended_dir(&self) -> PathBuf {
+        self.root.join("ended")
+    }
+
+    /// The ended jobs' ids with their result files, ascending; hidden leftovers are skipped.
+    fn ended_files(&self) -> Result<Vec<(JobId, PathBuf)>, String> {
+        let dir = self.ended_dir();
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io(format!("cannot list {}", dir.display()))(e)),
+        };
+        let mut out = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(io(format!("cannot list {}", dir.display())))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') {
+                continue;
+            }
+            let id = (name.strip_prefix("job-").and_then(|n| n.strip_suffix(".result")))
+                .and_then(|n| n.parse::<u64>().ok())
+                .ok_or_else(|| {
+                    format!(
+                        "the JobManager store: {} holds {name:?}, which is not a job's result",
+                        dir.display()
+                    )
+                })?;
+            out.push((JobId(id), entry.path()));
+        }
+        out.sort_unstable();
+        Ok(out)
     }
 
     /// The job's checkpoint ids, ascending; hidden leftovers are skipped.
@@ -189,6 +226,41 @@ impl CheckpointStore for DirStore {
         Ok(out)
     }
 
+    fn end_job(&mut self, ended: &JobOverview) -> Result<(), String> {
+        let job = ended.status.job;
+        let dir = self.ended_dir();
+        fs::create_dir_all(&dir).map_err(io(format!("cannot create {}", dir.display())))?;
+        let name = format!("{job}.result");
+        let temporary = dir.join(format!(".{name}.writing"));
+        write_synced(&temporary, &encode(ended))?;
+        let target = dir.join(&name);
+        fs::rename(&temporary, &target).map_err(io(format!("cannot rename into {}", target.display())))?;
+        sync_dir(&dir)?;
+        sync_dir(&self.root)?;
+        self.remove_job(job)?;
+        let files = self.ended_files()?;
+        let excess = files.len().saturating_sub(ENDED_JOBS_KEPT_MAX);
+        for (_, path) in &files[..excess] {
+            fs::remove_file(path).map_err(io(format!("cannot delete {}", path.display())))?;
+        }
+        if excess > 0 {
+            sync_dir(&dir)?;
+        }
+        Ok(())
+    }
+
+    fn ended_jobs(&self) -> Result<Vec<EndedJob>, String> {
+        let mut out = Vec::new();
+        for (job, path) in self.ended_files()? {
+            let what = format!("the result of {job} ({})", path.display());
+            let result = fs::read(&path)
+                .map_err(io(format!("cannot read {}", path.display())))
+                .and_then(|bytes| decode::<JobOverview>(&bytes, &what));
+            out.push((job, result));
+        }
+        Ok(out)
+    }
+
     fn remove_job(&mut self, job: JobId) -> Result<(), String> {
         let record = self.root.join(format!("{job}.record"));
         match fs::remove_file(&record) {
@@ -237,6 +309,44 @@ mod tests {
         store.persist(job, &checkpoint(3, 3), 2).unwrap();
         assert_eq!(store.checkpoints(job).unwrap(), vec![checkpoint(2, 3), checkpoint(3, 3)]);
         assert_eq!(fs::read_dir(root.join("job-4")).unwrap().count(), 2, "the leftover is gone");
+    }
+
+    #[test]
+    fn ended_jobs_outlive_the_store_and_the_latest_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        contract::ended_jobs_outlive_the_store_and_the_latest_are_kept(dir.path(), |d| {
+            DirStore::open(d).unwrap()
+        });
+    }
+
+    #[test]
+    fn an_end_cut_short_by_a_crash_leaves_the_job_ended_and_damaged_results_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = DirStore::open(dir.path()).unwrap();
+        let job = JobId(3);
+        let record = JobRecord {
+            job,
+            job_file: "[job]\n".into(),
+            parallelism: None,
+            attempt: AttemptId(0),
+            failures: 0,
+        };
+        store.put_job(&record).unwrap();
+        store.persist(job, &checkpoint(1, 2), 2).unwrap();
+        // The result was written, then the process died before the record went.
+        store.end_job(&contract::ended(3)).unwrap();
+        store.put_job(&record).unwrap();
+        assert_eq!(store.recoverable().unwrap(), (vec![], vec![(job, Ok(contract::ended(3)))]));
+        let ended = dir.path().join("checkpoints/ended");
+        fs::write(ended.join(".job-9.result.writing"), b"half").unwrap();
+        fs::write(ended.join("job-3.result"), [7, 1]).unwrap();
+        let results = store.ended_jobs().unwrap();
+        assert_eq!(results.len(), 1, "a hidden leftover is no result: {results:?}");
+        let error = results[0].1.as_ref().unwrap_err();
+        assert!(error.contains("has format 7"), "{error}");
+        fs::write(ended.join("notes.txt"), b"").unwrap();
+        let error = store.ended_jobs().unwrap_err();
+        assert!(error.contains("\"notes.txt\", which is not a job's result"), "{error}");
     }
 
     #[test]

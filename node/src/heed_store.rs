@@ -1,16 +1,19 @@
 //! The JobManager's durable store on disk: LMDB (heed) in `<data-dir>/jobmanager`.
 //!
-//! Three databases, keys big-endian so that LMDB's order is numeric order:
+//! Four databases, keys big-endian so that LMDB's order is numeric order:
 //!
 //! | database | key | value |
 //! |---|---|---|
-//! | `jobs` | job id (u64) | the [`JobRecord`] (postcard, behind a format byte) |
+//! | `jobs` | job id (u64) | the [`JobRecord`] of a running job (postcard, behind a format byte) |
+//! | `ended` | job id (u64) | an ended job's final [`JobOverview`] (postcard, behind a format byte) |
 //! | `checkpoints` | job id, checkpoint id (u64, u64) | [`CheckpointMeta`] (postcard, behind a format byte) |
 //! | `snapshots` | job id, checkpoint id, subtask (u64, u64, u32) | the subtask's snapshot bytes (versioned and checksummed by the core) |
 //!
 //! A checkpoint is written — metadata, every snapshot, and the deletion of checkpoints beyond the
 //! job's `retained` — in one write transaction, committed (and synced) before the JobManager
-//! acknowledges it: a crash leaves either all of it or none. Everything read back is checked:
+//! acknowledges it: a crash leaves either all of it or none. So is a job's end: its result is
+//! recorded, its record and checkpoints deleted, and the results beyond
+//! [`ENDED_JOBS_KEPT_MAX`] (the smallest ids) dropped, in one transaction. Everything read back is checked:
 //! a record of another format, a checkpoint with a missing snapshot, bytes that do not decode
 //! are errors naming the job and checkpoint.
 
@@ -21,11 +24,11 @@ use heed::types::Bytes;
 use heed::{Database, Env, EnvOpenOptions};
 use rivulet_core::ids::{AttemptId, CheckpointId, JobId};
 use rivulet_core::jobmanager::checkpoint_coordinator::CompletedCheckpoint;
-use rivulet_core::jobmanager::job_manager::JobRecord;
+use rivulet_core::jobmanager::job_manager::{EndedJob, JobOverview, JobRecord};
 use rivulet_core::time::Instant;
 use serde::{Deserialize, Serialize};
 
-use crate::checkpoint_store::CheckpointStore;
+use crate::checkpoint_store::{CheckpointStore, ENDED_JOBS_KEPT_MAX};
 
 /// The format byte in front of every record this store writes.
 const RECORD_FORMAT: u8 = 1;
@@ -45,6 +48,7 @@ pub(crate) struct CheckpointMeta {
 pub struct HeedStore {
     env: Env,
     jobs: Database<Bytes, Bytes>,
+    ended: Database<Bytes, Bytes>,
     checkpoints: Database<Bytes, Bytes>,
     snapshots: Database<Bytes, Bytes>,
 }
@@ -95,7 +99,7 @@ impl HeedStore {
         std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         let mut options = EnvOpenOptions::new();
         options.map_size(STORE_BYTES_MAX);
-        options.max_dbs(3);
+        options.max_dbs(4);
         // SAFETY: LMDB requires that an environment is not opened twice in one process and that
         // its files are not changed under it: the data directory is locked by this process
         // (`DataDir`) and the node opens the store once.
@@ -104,12 +108,13 @@ impl HeedStore {
             .map_err(|e| format!("cannot open the store in {}: {e}", dir.display()))?;
         let mut wtxn = env.write_txn().map_err(err("opening"))?;
         let jobs = env.create_database(&mut wtxn, Some("jobs")).map_err(err("opening jobs"))?;
+        let ended = env.create_database(&mut wtxn, Some("ended")).map_err(err("opening ended"))?;
         let checkpoints =
             env.create_database(&mut wtxn, Some("checkpoints")).map_err(err("opening checkpoints"))?;
         let snapshots =
             env.create_database(&mut wtxn, Some("snapshots")).map_err(err("opening snapshots"))?;
         wtxn.commit().map_err(err("opening"))?;
-        Ok(HeedStore { env, jobs, checkpoints, snapshots })
+        Ok(HeedStore { env, jobs, ended, checkpoints, snapshots })
     }
 
     /// The ids of the job's checkpoints, ascending.
@@ -219,11 +224,47 @@ impl CheckpointStore for HeedStore {
 
     fn remove_job(&mut self, job: JobId) -> Result<(), String> {
         let mut wtxn = self.env.write_txn().map_err(err("removing a job"))?;
-        self.jobs.delete(&mut wtxn, &job_key(job)).map_err(err("removing a job"))?;
-        for id in self.checkpoint_ids(&wtxn, job)? {
-            self.delete_checkpoint(&mut wtxn, job, id)?;
-        }
+        self.forget(&mut wtxn, job)?;
         wtxn.commit().map_err(err("removing a job"))
+    }
+
+    fn end_job(&mut self, ended: &JobOverview) -> Result<(), String> {
+        let job = ended.status.job;
+        let mut wtxn = self.env.write_txn().map_err(err("ending a job"))?;
+        self.ended.put(&mut wtxn, &job_key(job), &encode(ended)).map_err(err("recording an ended job"))?;
+        let kept = self.ended.len(&wtxn).map_err(err("counting ended jobs"))?;
+        for _ in ENDED_JOBS_KEPT_MAX as u64..kept {
+            let oldest = self.ended.first(&wtxn).map_err(err("finding the oldest ended job"))?;
+            let Some((key, _)) = oldest else { break };
+            let key = key.to_vec();
+            self.ended.delete(&mut wtxn, &key).map_err(err("dropping the oldest ended job"))?;
+        }
+        self.forget(&mut wtxn, job)?;
+        wtxn.commit().map_err(err("ending a job"))
+    }
+
+    fn ended_jobs(&self) -> Result<Vec<EndedJob>, String> {
+        let rtxn = self.env.read_txn().map_err(err("reading ended jobs"))?;
+        let mut out = Vec::new();
+        for entry in self.ended.iter(&rtxn).map_err(err("reading ended jobs"))? {
+            let (key, value) = entry.map_err(err("reading ended jobs"))?;
+            let id: [u8; 8] =
+                key.try_into().map_err(|_| "the JobManager store: a malformed ended-job key")?;
+            let job = JobId(u64::from_be_bytes(id));
+            out.push((job, decode(value, &format!("the result of {job}"))));
+        }
+        Ok(out)
+    }
+}
+
+impl HeedStore {
+    /// Deletes the job's record and checkpoints in `wtxn`.
+    fn forget(&self, wtxn: &mut heed::RwTxn<'_>, job: JobId) -> Result<(), String> {
+        self.jobs.delete(wtxn, &job_key(job)).map_err(err("removing a job"))?;
+        for id in self.checkpoint_ids(wtxn, job)? {
+            self.delete_checkpoint(wtxn, job, id)?;
+        }
+        Ok(())
     }
 }
 
@@ -238,5 +279,29 @@ mod tests {
         contract::jobs_and_their_last_checkpoints_survive_reopening(dir.path(), |d| {
             HeedStore::open(d).unwrap()
         });
+    }
+
+    #[test]
+    fn ended_jobs_outlive_the_store_and_the_latest_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        contract::ended_jobs_outlive_the_store_and_the_latest_are_kept(dir.path(), |d| {
+            HeedStore::open(d).unwrap()
+        });
+    }
+
+    #[test]
+    fn an_ended_job_of_another_format_keeps_its_id_and_says_why() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = HeedStore::open(dir.path()).unwrap();
+        store.end_job(&contract::ended(3)).unwrap();
+        let mut wtxn = store.env.write_txn().unwrap();
+        store.ended.put(&mut wtxn, &job_key(JobId(3)), &[7, 1, 2]).unwrap();
+        wtxn.commit().unwrap();
+        let ended = store.ended_jobs().unwrap();
+        assert_eq!(ended.len(), 1);
+        let (job, result) = &ended[0];
+        assert_eq!(*job, JobId(3));
+        let error = result.as_ref().unwrap_err();
+        assert!(error.contains("the result of job-3 has format 7"), "{error}");
     }
 }

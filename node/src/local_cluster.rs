@@ -335,12 +335,15 @@ impl<C: Fn() -> Instant> JobManagerHost<C> {
                 JmOutput::TaskManagerDead { tm } => {
                     tracing::error!(%tm, "a TaskManager thread missed its heartbeats");
                 }
-                JmOutput::JobEnded { job, state, cause } => {
+                // Nothing takes the mini-cluster's jobs over (and its job ids start again in every
+                // run): an ended job's record and checkpoints go, and no result is kept.
+                JmOutput::PersistJobResult(ended) => {
+                    let job = ended.status.job;
                     if let Err(error) = self.checkpoints.remove_job(job) {
                         tracing::warn!(%job, %error, "the ended job's checkpoints could not be deleted");
                     }
-                    self.ended = Some((job, state, cause));
                 }
+                JmOutput::JobEnded { job, state, cause } => self.ended = Some((job, state, cause)),
                 JmOutput::PersistCheckpoint { job, checkpoint, retained } => {
                     let result = self.checkpoints.persist(job, &checkpoint, retained);
                     let (now, id) = ((self.clock)(), checkpoint.id);

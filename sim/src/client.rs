@@ -102,20 +102,10 @@ pub async fn run_client(
         o.submitted = Some(now());
         o.note(format!("client: submitted {job}"));
     }
+    let mut session = Session { client, reconnect: plan.reconnect, reconnects: 0 };
     let mut last: Option<JobInfo> = None;
-    let mut reconnects = 0;
     let final_info = loop {
-        let info = match job_status(&mut client, job).await {
-            Ok(info) => info,
-            Err(error) if plan.reconnect && reconnects < RECONNECTS_MAX => {
-                reconnects += 1;
-                observed.borrow_mut().note(format!("client: lost the JobManager ({error}); reconnecting"));
-                rt.sleep(POLL_INTERVAL).await;
-                client = connect(rt).await?;
-                continue;
-            }
-            Err(error) => return Err(error),
-        };
+        let info = job_status(rt, &mut session, job, observed).await?;
         checker.observe(&info)?;
         note_changes(observed, last.as_ref(), &info);
         if is_final(&info.state) {
@@ -137,17 +127,18 @@ pub async fn run_client(
         rt.sleep(POLL_INTERVAL).await;
     };
 
+    // A JobManager restarted since recovers the ended job from its store: it must answer the same.
     for _ in 0..POLLS_AFTER_END {
         rt.sleep(POLL_INTERVAL).await;
-        checker.observe(&job_status(&mut client, job).await?)?;
+        checker.observe(&job_status(rt, &mut session, job, observed).await?)?;
     }
-    match request(&mut client, &ClientRequest::ListJobs).await? {
+    match session.ask(rt, &ClientRequest::ListJobs, observed).await? {
         ClientResponse::Jobs { jobs } if jobs.len() == 1 && jobs[0] == final_info => {}
         other => {
             return Err(format!("listed the jobs after {job} ended {}, got {other:?}", final_info.state))
         }
     }
-    wait_until_settled(rt, &mut client, plan.task_managers_at_end, observed).await?;
+    wait_until_settled(rt, &mut session, plan.task_managers_at_end, observed).await?;
     if let Some((dir, lines)) = &plan.output {
         wait_for_output(rt, dir, *lines, observed).await;
     }
@@ -188,6 +179,39 @@ async fn wait_for_output(
     }
 }
 
+/// The client's connection to the JobManager; with `reconnect`, a request that fails on a broken
+/// connection is asked again on a new one (at most [`RECONNECTS_MAX`] times in all). Only
+/// questions go through it: a submission is never repeated.
+struct Session {
+    client: Client<TurmoilRuntime>,
+    reconnect: bool,
+    reconnects: u32,
+}
+
+impl Session {
+    async fn ask(
+        &mut self,
+        rt: &TurmoilRuntime,
+        question: &ClientRequest,
+        observed: &Rc<RefCell<Observed>>,
+    ) -> Result<ClientResponse, String> {
+        loop {
+            match request(&mut self.client, question).await {
+                Ok(response) => return Ok(response),
+                Err(error) if self.reconnect && self.reconnects < RECONNECTS_MAX => {
+                    self.reconnects += 1;
+                    observed
+                        .borrow_mut()
+                        .note(format!("client: lost the JobManager ({error}); reconnecting"));
+                    rt.sleep(POLL_INTERVAL).await;
+                    self.client = connect(rt).await?;
+                }
+                Err(error) => return Err(error),
+            }
+        }
+    }
+}
+
 /// Connects to the JobManager, retrying while it is not listening yet.
 async fn connect(rt: &TurmoilRuntime) -> Result<Client<TurmoilRuntime>, String> {
     let mut last = String::new();
@@ -219,13 +243,13 @@ async fn wait_for_task_managers(
 /// Waits until `count` TaskManagers are registered, each with all its slots free.
 async fn wait_until_settled(
     rt: &TurmoilRuntime,
-    client: &mut Client<TurmoilRuntime>,
+    session: &mut Session,
     count: usize,
     observed: &Rc<RefCell<Observed>>,
 ) -> Result<(), String> {
     let since = now();
     loop {
-        let task_managers = match request(client, &ClientRequest::TaskManagers).await? {
+        let task_managers = match session.ask(rt, &ClientRequest::TaskManagers, observed).await? {
             ClientResponse::TaskManagers { task_managers } => task_managers,
             other => return Err(format!("asked for the TaskManagers, got {other:?}")),
         };
@@ -246,10 +270,12 @@ async fn wait_until_settled(
 }
 
 async fn job_status(
-    client: &mut Client<TurmoilRuntime>,
+    rt: &TurmoilRuntime,
+    session: &mut Session,
     job: rivulet_core::ids::JobId,
+    observed: &Rc<RefCell<Observed>>,
 ) -> Result<JobInfo, String> {
-    match request(client, &ClientRequest::JobStatus { job }).await? {
+    match session.ask(rt, &ClientRequest::JobStatus { job }, observed).await? {
         ClientResponse::Job { job } => Ok(job),
         other => Err(format!("asked for the status of {job}, got {other:?}")),
     }

@@ -23,7 +23,7 @@ use rivulet_core::formats::{encode_batch, TextFormat};
 use rivulet_core::graph::{JobGraph, SinkConnector, SourceConnector};
 use rivulet_core::ids::JobId;
 use rivulet_core::jobmanager::checkpoint_coordinator::CompletedCheckpoint;
-use rivulet_core::jobmanager::job_manager::JobRecord;
+use rivulet_core::jobmanager::job_manager::{EndedJob, JobOverview, JobRecord};
 use rivulet_core::types::Schema;
 use rivulet_node::checkpoint_store::{CheckpointStore, MemoryStore};
 
@@ -219,7 +219,7 @@ pub struct StoreRecord {
     pub persisted: BTreeMap<JobId, Vec<u64>>,
     /// The first violation seen (an id that did not grow).
     pub violation: Option<String>,
-    /// Jobs that ended (the JobManager deleted their checkpoints): a finished job publishes all
+    /// Jobs that ended (the JobManager recorded their end): a finished job publishes all
     /// its output, so commits are no longer tied to checkpoints.
     pub ended: BTreeSet<JobId>,
 }
@@ -266,8 +266,16 @@ impl CheckpointStore for RecordingStore {
     }
 
     fn remove_job(&mut self, job: JobId) -> Result<(), String> {
-        self.record.lock().map_err(|_| "poisoned")?.ended.insert(job);
         self.inner.remove_job(job)
+    }
+
+    fn end_job(&mut self, ended: &JobOverview) -> Result<(), String> {
+        self.record.lock().map_err(|_| "poisoned")?.ended.insert(ended.status.job);
+        self.inner.end_job(ended)
+    }
+
+    fn ended_jobs(&self) -> Result<Vec<EndedJob>, String> {
+        self.inner.ended_jobs()
     }
 
     fn persist_delay(&mut self) -> Duration {

@@ -209,3 +209,24 @@ fn a_finished_jobs_output_survives_a_job_manager_stall_at_the_end() {
     let s = rivulet_sim::Kind::Mixed.scenario(520);
     run_in_test(seed_or(520), &s);
 }
+
+/// Bug 6: the JobManager's messages to tm1 are cut from just before the job finishes (as seed 132
+/// of `one-way-jm-to-tm`), and the JobManager crashes 0.6 s after the job ended and starts again
+/// on its store. The new JobManager knew nothing of the ended job: tm1, registering with it once
+/// the cut was repaired, never heard the outcome, and its staged output was never published (and
+/// new jobs would have been handed the ended job's id). Now the end is recorded in the store
+/// before the TaskManagers hear it, and the successor repeats it to tm1 and shows the job ended.
+#[test]
+fn a_finished_jobs_output_is_published_after_the_job_manager_restarts_past_its_end() {
+    use rivulet_sim::{Fault, ScheduledFault, JOB_MANAGER};
+    let test = "a_finished_jobs_output_is_published_after_the_job_manager_restarts_past_its_end";
+    let mut s = rivulet_sim::Kind::OneWayJmToTm.scenario(132);
+    s.faults.push(ScheduledFault::running(Duration::from_millis(3_000), Fault::Crash(JOB_MANAGER)));
+    s.faults.push(ScheduledFault::running(Duration::from_millis(3_500), Fault::Bounce(JOB_MANAGER)));
+    s.faults.sort_by_key(|f| f.after);
+    let s = s.in_test(FILE, test);
+    let seed = seed_or(132);
+    let outcome = run_in_test(seed, &s);
+    let restarted = outcome.notes.iter().any(|n| n.text.contains("lost the JobManager"));
+    check(restarted, seed, &s, &outcome, "the client saw the JobManager go after the job ended");
+}

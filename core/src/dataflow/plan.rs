@@ -11,7 +11,7 @@ use std::fmt;
 use crate::graph::{JobGraph, OutputTag, Partitioning, VertexId, VertexKind};
 
 /// Index of a subtask in its execution plan.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
 pub struct SubtaskId(pub u32);
 
 impl SubtaskId {

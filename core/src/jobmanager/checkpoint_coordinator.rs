@@ -88,7 +88,7 @@ pub enum Step {
 }
 
 /// Counters of the coordinator's work, and of input it ignored.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CheckpointCounters {
     pub triggered: u64,
     pub completed: u64,

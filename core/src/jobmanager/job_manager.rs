@@ -55,7 +55,17 @@ pub enum Output {
     /// Record (or update) a running job durably before carrying out the outputs after this one:
     /// a JobManager restarted on the same store takes the job over ([`JobManager::recover`]).
     PersistJob(JobRecord),
+    /// The job ended: durably, and before carrying out the outputs after this one, forget its
+    /// record and checkpoints and record its final overview (keeping the last
+    /// `FINISHED_JOBS_MAX`). The TaskManagers hear the outcome only after it: a JobManager
+    /// restarted on the same store neither runs the job again (its output published twice) nor
+    /// forgets it (output a TaskManager staged left unpublished), and hands new job ids out after it.
+    PersistJobResult(Box<JobOverview>),
 }
+
+/// What a store holds of an ended job for [`JobManager::recover`]: its final overview, or why its
+/// record cannot be read (written by another build, say): new job ids still follow its id.
+pub type EndedJob = (JobId, Result<JobOverview, String>);
 
 /// A recorded job with its latest completed checkpoint: what a restarted JobManager takes over.
 pub type RecoverableJob = (JobRecord, Option<Arc<CompletedCheckpoint>>);
@@ -91,7 +101,7 @@ impl Default for JobManagerConfig {
 }
 
 /// A job as the CLI and REST show it: its JobMaster's status and the latest counters per vertex.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct JobOverview {
     pub status: JobStatus,
     pub submitted_at: Instant,
@@ -106,7 +116,7 @@ pub struct JobOverview {
 }
 
 /// A savepoint asked of a job, and how far it got.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SavepointStatus {
     /// The job's savepoint requests are numbered from 1.
     pub request: u64,
@@ -117,7 +127,7 @@ pub struct SavepointStatus {
     pub state: SavepointState,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum SavepointState {
     /// Asked for; its checkpoint is not complete yet.
     Triggered,
@@ -157,7 +167,7 @@ pub enum SavepointRefused {
 
 /// Slots a job waits for: `slots` of them at once, on TaskManagers whose labels include
 /// `placement` (any TaskManager when it is empty).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SlotWait {
     pub placement: Placement,
     pub slots: u16,
@@ -289,16 +299,31 @@ impl JobManager {
     /// Takes over the jobs a previous JobManager recorded on the same store, each with its latest
     /// completed checkpoint: each continues with its next attempt, restored from that checkpoint
     /// (from the beginning without one), once TaskManagers have registered again. A record whose
-    /// job file no longer parses (another version) is refused with the error; new job ids follow
-    /// the largest recovered one.
+    /// job file no longer parses (another version) is refused with the error. The `ended` jobs it
+    /// recorded join the history as they ended (their times are the previous JobManager's): a
+    /// TaskManager that registers hears their outcomes, so output it staged for one is published
+    /// or discarded. A job recorded as ended is not taken over even if its running record is
+    /// still there (a store that removes it after recording the end). New job ids follow the
+    /// largest recovered one, running or ended.
     pub fn recover(
         &mut self,
         now: Instant,
         jobs: Vec<RecoverableJob>,
+        mut ended: Vec<EndedJob>,
     ) -> Vec<(JobId, Result<(), JobFileError>)> {
         self.advance(now);
+        ended.sort_by_key(|(job, _)| *job);
+        let ended_ids: BTreeSet<JobId> = ended.iter().map(|(job, _)| *job).collect();
+        for (job, overview) in ended {
+            self.next_job = self.next_job.max(job.0.saturating_add(1));
+            let known = self.jobs.contains_key(&job) || self.finished.iter().any(|o| o.status.job == job);
+            match overview {
+                Ok(o) if o.status.job == job && o.status.state.is_final() && !known => self.remember_ended(o),
+                _ => {}
+            }
+        }
         let mut results = Vec::new();
-        for (record, latest) in jobs {
+        for (record, latest) in jobs.into_iter().filter(|(r, _)| !ended_ids.contains(&r.job)) {
             self.next_job = self.next_job.max(record.job.0.saturating_add(1));
             let options = ParseOptions { parallelism: record.parallelism };
             let result = parse_job(&record.job_file, &options).map(|mut graph| {
@@ -768,6 +793,7 @@ impl JobManager {
             }
         }
         let overview = overview(&entry);
+        self.outbox.push_back(Output::PersistJobResult(Box::new(overview.clone())));
         // Every registered TaskManager hears the outcome, not only the current attempt's hosts:
         // one that ran an earlier attempt may still hold that attempt's staged output.
         let (attempt, succeeded) = (overview.status.attempt, state == JobState::Finished);
@@ -775,11 +801,16 @@ impl JobManager {
             let message = ToTaskManager::JobEnded { job, attempt, succeeded };
             self.outbox.push_back(Output::ToTaskManager { tm, message });
         }
+        self.remember_ended(overview);
+        self.outbox.push_back(Output::JobEnded { job, state, cause });
+    }
+
+    /// Keeps an ended job's overview in the bounded history.
+    fn remember_ended(&mut self, overview: JobOverview) {
         if self.finished.len() == self.config.finished_jobs_max {
             self.finished.pop_front();
         }
         self.finished.push_back(overview);
-        self.outbox.push_back(Output::JobEnded { job, state, cause });
     }
 
     /// Every job, running ones first, then the history, each in id order.

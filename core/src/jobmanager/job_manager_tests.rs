@@ -114,12 +114,17 @@ fn a_job_is_deployed_over_the_task_managers_and_finishes() {
         tm: TaskManagerId(tm),
         message: ToTaskManager::JobEnded { job, attempt: AttemptId(0), succeeded: true },
     };
+    let overview = jm.job(job).unwrap();
     assert_eq!(
         out,
-        vec![ended(1), ended(2), Output::JobEnded { job, state: JobState::Finished, cause: None }],
-        "every TaskManager hears the outcome, then the driver"
+        vec![
+            Output::PersistJobResult(Box::new(overview.clone())),
+            ended(1),
+            ended(2),
+            Output::JobEnded { job, state: JobState::Finished, cause: None }
+        ],
+        "the outcome is recorded, then every TaskManager hears it, then the driver"
     );
-    let overview = jm.job(job).unwrap();
     assert_eq!(overview.status.state, JobState::Finished);
     assert_eq!(overview.vertices[0].1.records_out, 200, "latest counters of the four subtasks");
     assert!(jm.task_managers().iter().all(|t| t.free_slots == 2), "slots released");
@@ -187,7 +192,8 @@ fn a_job_waits_for_slots_and_can_be_canceled_while_waiting() {
     assert_eq!(jm.job(job).unwrap().status.state, JobState::Created);
     jm.cancel(at(5), job).unwrap();
     let out = drain(&mut jm);
-    assert_eq!(out, vec![Output::JobEnded { job, state: JobState::Canceled, cause: None }]);
+    let recorded = Output::PersistJobResult(Box::new(jm.job(job).unwrap()));
+    assert_eq!(out, vec![recorded, Output::JobEnded { job, state: JobState::Canceled, cause: None }]);
     assert_eq!(jm.cancel(at(6), JobId(99)), Err(UnknownJob(JobId(99))));
     // Slots appearing later are not taken by the canceled job.
     register(&mut jm, at(7), 1, 4);
@@ -216,6 +222,75 @@ fn bad_submissions_and_registrations_are_refused() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+/// Runs `JOB` to its end on TaskManagers 1 and 2 (two slots each, registered); the outputs of
+/// its end.
+fn run_to_the_end(jm: &mut JobManager, now: Instant) -> (JobId, Vec<Output>) {
+    let job = jm.submit(now, JOB, None).unwrap();
+    let deploys = deployments(&drain(jm));
+    for state in [ExecutionState::Running, ExecutionState::Finished] {
+        for (tm, d) in &deploys {
+            report(jm, now, *tm, d, state, None);
+        }
+    }
+    (job, drain(jm))
+}
+
+#[test]
+fn a_successor_on_the_recorded_results_repeats_the_outcomes_and_never_reuses_an_id() {
+    let mut jm = JobManager::new(JobManagerConfig::default());
+    register(&mut jm, at(0), 1, 2);
+    register(&mut jm, at(0), 2, 2);
+    drain(&mut jm);
+    let (first, out) = run_to_the_end(&mut jm, at(1));
+    let (second, out2) = run_to_the_end(&mut jm, at(2));
+    let results: Vec<EndedJob> = out
+        .iter()
+        .chain(&out2)
+        .filter_map(|o| match o {
+            Output::PersistJobResult(overview) => Some((overview.status.job, Ok((**overview).clone()))),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(results.len(), 2, "each end is recorded once");
+    // The JobManager crashes before the TaskManagers heard the outcomes. Its successor holds the
+    // second result and only the id of the first (another build's record, say).
+    let mut successor = JobManager::new(JobManagerConfig::default());
+    let recovered =
+        successor.recover(at(5), Vec::new(), vec![(first, Err("another format".into())), results[1].clone()]);
+    assert!(recovered.is_empty(), "no running job to take over");
+    assert_eq!(successor.job(second), Ok(results[1].1.clone().unwrap()), "the history as it ended");
+    assert_eq!(successor.job(first), Err(UnknownJob(first)));
+    register(&mut successor, at(6), 1, 2);
+    let out = drain(&mut successor);
+    let repeated = ToTaskManager::JobEnded { job: second, attempt: AttemptId(0), succeeded: true };
+    assert!(
+        out.contains(&Output::ToTaskManager { tm: TaskManagerId(1), message: repeated }),
+        "a TaskManager registering hears the recorded outcome: {out:?}"
+    );
+    let next = successor.submit(at(7), JOB, None).unwrap();
+    assert_eq!(next, JobId(second.0 + 1), "new ids follow every recorded one");
+    // A result filed under another job's id joins no history.
+    let mut other = JobManager::new(JobManagerConfig::default());
+    let mut wrong = results[1].1.clone().unwrap();
+    wrong.status.job = JobId(99);
+    other.recover(at(5), Vec::new(), vec![(second, Ok(wrong))]);
+    assert!(other.jobs().is_empty());
+    assert_eq!(other.submit(at(6), JOB, None), Ok(JobId(second.0 + 1)));
+    // A job recorded both as running and as ended ended: it is not run again.
+    let mut again = JobManager::new(JobManagerConfig::default());
+    let record = JobRecord {
+        job: second,
+        job_file: JOB.to_owned(),
+        parallelism: None,
+        attempt: AttemptId(0),
+        failures: 0,
+    };
+    let recovered = again.recover(at(5), vec![(record, None)], vec![results[1].clone()]);
+    assert!(recovered.is_empty(), "{recovered:?}");
+    assert_eq!(again.jobs().len(), 1);
+    assert!(again.job(second).unwrap().status.state.is_final());
 }
 
 #[test]

@@ -73,7 +73,7 @@ pub enum Output {
 }
 
 /// The job's state as the CLI and REST show it, derived from the attempt's progress.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum JobState {
     /// The first attempt waits for its slots.
     Created,
@@ -107,7 +107,7 @@ impl JobState {
 }
 
 /// One subtask of the current attempt.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SubtaskStatus {
     pub id: SubtaskId,
     /// The names of the vertices of its chain, head first, joined by ` -> `.
@@ -121,7 +121,7 @@ pub struct SubtaskStatus {
 }
 
 /// A failure of an attempt: the first subtask failure that ended it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Failure {
     pub attempt: AttemptId,
     pub subtask: SubtaskId,
@@ -130,7 +130,7 @@ pub struct Failure {
     pub cause: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct JobStatus {
     pub job: JobId,
     pub name: String,
@@ -153,7 +153,7 @@ pub struct JobStatus {
 }
 
 /// Where a job's checkpoints stand.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CheckpointStatus {
     pub counters: crate::jobmanager::checkpoint_coordinator::CheckpointCounters,
     /// The latest completed checkpoint: its id and when it completed.

@@ -50,6 +50,8 @@ pub struct InMemoryCluster {
     pub checkpoints: BTreeMap<JobId, VecDeque<Arc<CompletedCheckpoint>>>,
     /// The job records the JobManager asked to keep.
     pub records: BTreeMap<JobId, job_manager::JobRecord>,
+    /// The ended jobs' overviews it recorded.
+    pub results: BTreeMap<JobId, job_manager::JobOverview>,
     /// Savepoint files written, by path (`directory/file_name`).
     pub savepoints: BTreeMap<String, Vec<u8>>,
     trace: u64,
@@ -76,6 +78,7 @@ impl InMemoryCluster {
             ended: Vec::new(),
             checkpoints: BTreeMap::new(),
             records: BTreeMap::new(),
+            results: BTreeMap::new(),
             savepoints: BTreeMap::new(),
             trace: 0xcbf2_9ce4_8422_2325,
             steps: 0,
@@ -143,8 +146,8 @@ impl InMemoryCluster {
         &self.ended
     }
 
-    /// The JobManager crashes and a new one starts on its durable records (jobs and retained
-    /// checkpoints, which survive): everything in flight to and from it is lost, every
+    /// The JobManager crashes and a new one starts on its durable records (jobs, retained
+    /// checkpoints and ended jobs, which survive): everything in flight to and from it is lost, every
     /// TaskManager loses its connection and connects to the new one.
     pub fn restart_job_manager(&mut self, config: JobManagerConfig) {
         self.to_jm.clear();
@@ -153,7 +156,8 @@ impl InMemoryCluster {
         let jobs = (self.records.values())
             .map(|r| (r.clone(), self.checkpoints.get(&r.job).and_then(|k| k.back().cloned())))
             .collect();
-        for (job, result) in self.jm.recover(self.now, jobs) {
+        let ended = self.results.iter().map(|(&job, o)| (job, Ok(o.clone()))).collect();
+        for (job, result) in self.jm.recover(self.now, jobs, ended) {
             result.unwrap_or_else(|e| panic!("{job} does not recover: {e}"));
         }
         for host in self.hosts.values_mut().filter(|h| h.alive) {
@@ -222,6 +226,12 @@ impl InMemoryCluster {
                 }
                 job_manager::Output::PersistJob(record) => {
                     self.records.insert(record.job, record);
+                }
+                job_manager::Output::PersistJobResult(overview) => {
+                    let job = overview.status.job;
+                    self.records.remove(&job);
+                    self.checkpoints.remove(&job);
+                    self.results.insert(job, *overview);
                 }
                 job_manager::Output::ToTaskManager { tm, message } => {
                     if self.hosts.get(&tm).is_some_and(|h| h.alive) {

@@ -276,13 +276,21 @@ impl Node {
         self.jm.handle_checkpoint_persisted(now, job, id, result.map(|()| checkpoint));
     }
 
-    /// Takes over the jobs a previous JobManager recorded in the store.
+    /// Takes over the jobs a previous JobManager recorded in the store, and its ended jobs.
     fn recover(&mut self, now: Instant) {
         let recoverable = self.store.lock().recoverable();
         match recoverable {
-            Ok(jobs) if jobs.is_empty() => {}
-            Ok(jobs) => {
-                for (job, result) in self.jm.recover(now, jobs) {
+            Ok((jobs, ended)) if jobs.is_empty() && ended.is_empty() => {}
+            Ok((jobs, ended)) => {
+                for (job, result) in &ended {
+                    if let Err(error) = result {
+                        tracing::warn!(%job, %error, "an ended job's result cannot be read; its id stays taken");
+                    }
+                }
+                if !ended.is_empty() {
+                    tracing::info!(jobs = ended.len(), "ended jobs recovered");
+                }
+                for (job, result) in self.jm.recover(now, jobs, ended) {
                     match result {
                         Ok(()) => tracing::info!(%job, "job recovered"),
                         Err(error) => tracing::error!(%job, %error, "a recorded job cannot be recovered"),
@@ -558,15 +566,16 @@ impl Node {
                     self.send(conn, Outgoing::Close);
                 }
             }
-            Output::JobEnded { job, state, cause } => {
-                match cause {
-                    Some(cause) => tracing::info!(%job, state = state.name(), %cause, "job ended"),
-                    None => tracing::info!(%job, state = state.name(), "job ended"),
-                }
-                if let Err(error) = self.store.lock().remove_job(job) {
-                    tracing::warn!(%job, %error, "the ended job's checkpoints could not be deleted");
+            Output::PersistJobResult(ended) => {
+                if let Err(error) = self.store.lock().end_job(&ended) {
+                    // A JobManager restarted on this store would run the job again.
+                    tracing::warn!(job = %ended.status.job, %error, "the job's end could not be recorded");
                 }
             }
+            Output::JobEnded { job, state, cause } => match cause {
+                Some(cause) => tracing::info!(%job, state = state.name(), %cause, "job ended"),
+                None => tracing::info!(%job, state = state.name(), "job ended"),
+            },
         }
     }
 
