@@ -404,4 +404,32 @@ fn a_job_manager_restarted_on_its_data_directory_resumes_the_job_exactly_once() 
         all_files(&out_dir)
     );
     eprintln!("{} windows, each once and exact, in {:?}", windows.len(), visible_files(&out_dir));
+
+    // The end is recorded too: a third JobManager on the directory shows the job as it ended and
+    // hands the next job a new id.
+    let killed = &mut processes.0[second.index];
+    killed.kill().expect("SIGKILL the second JobManager");
+    killed.wait().expect("reap the second JobManager");
+    let third = start_job_manager_logged(
+        &mut processes,
+        &["--listen", &address, "--rest-listen", "none", "--data-dir", data],
+        &jm_log,
+    );
+    assert_eq!(third.listen, address);
+    let recorded = wait_for("the third JobManager to answer for the job", || client.status(job), logs);
+    assert_eq!(
+        (recorded.state.as_str(), recorded.attempt, recorded.failures, &recorded.last_failure),
+        ("finished", ended.attempt, ended.failures, &ended.last_failure),
+        "{}",
+        describe(Some(recorded.clone()))
+    );
+    let next_file = job_text(&dir.path().join("out-next"));
+    match client.request(&ClientRequest::Submit {
+        job_file: next_file,
+        parallelism: None,
+        from_savepoint: None,
+    }) {
+        Some(ClientResponse::Submitted { job: next }) => assert!(next.0 > job.0, "{next} reuses an id"),
+        other => panic!("the third JobManager did not take a job: {other:?}"),
+    }
 }

@@ -210,7 +210,7 @@ fn a_finished_jobs_output_survives_a_job_manager_stall_at_the_end() {
     run_in_test(seed_or(520), &s);
 }
 
-/// Bug 6: the JobManager's messages to tm1 are cut from just before the job finishes (as seed 132
+/// Bug 7: the JobManager's messages to tm1 are cut from just before the job finishes (as seed 132
 /// of `one-way-jm-to-tm`), and the JobManager crashes 0.6 s after the job ended and starts again
 /// on its store. The new JobManager knew nothing of the ended job: tm1, registering with it once
 /// the cut was repaired, never heard the outcome, and its staged output was never published (and
