@@ -72,54 +72,16 @@ impl DirStore {
     /// The ended jobs' ids with their result files, ascending; hidden leftovers are skipped.
     fn ended_files(&self) -> Result<Vec<(JobId, PathBuf)>, String> {
         let dir = self.ended_dir();
-        let entries = match fs::read_dir(&dir) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(io(format!("cannot list {}", dir.display()))(e)),
-        };
-        let mut out = Vec::new();
-        for entry in entries {
-            let entry = entry.map_err(io(format!("cannot list {}", dir.display())))?;
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with('.') {
-                continue;
-            }
-            let id = (name.strip_prefix("job-").and_then(|n| n.strip_suffix(".result")))
-                .and_then(|n| n.parse::<u64>().ok())
-                .ok_or_else(|| {
-                    format!(
-                        "the JobManager store: {} holds {name:?}, which is not a job's result",
-                        dir.display()
-                    )
-                })?;
-            out.push((JobId(id), entry.path()));
+        fn number(name: &str) -> Option<&str> {
+            name.strip_prefix("job-")?.strip_suffix(".result")
         }
-        out.sort_unstable();
-        Ok(out)
+        let ids = numbered_entries(&dir, number, "a job's result")?;
+        Ok(ids.into_iter().map(|id| (JobId(id), dir.join(format!("{}.result", JobId(id))))).collect())
     }
 
     /// The job's checkpoint ids, ascending; hidden leftovers are skipped.
     fn checkpoint_ids(&self, job: JobId) -> Result<Vec<u64>, String> {
-        let dir = self.job_dir(job);
-        let entries = match fs::read_dir(&dir) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(io(format!("cannot list {}", dir.display()))(e)),
-        };
-        let mut ids = Vec::new();
-        for entry in entries {
-            let name = entry.map_err(io(format!("cannot list {}", dir.display())))?.file_name();
-            let name = name.to_string_lossy();
-            if name.starts_with('.') {
-                continue;
-            }
-            let id = name.strip_prefix("chk-").and_then(|n| n.parse::<u64>().ok()).ok_or_else(|| {
-                format!("the JobManager store: {} holds {name:?}, which is not a checkpoint", dir.display())
-            })?;
-            ids.push(id);
-        }
-        ids.sort_unstable();
-        Ok(ids)
+        numbered_entries(&self.job_dir(job), |n| n.strip_prefix("chk-"), "a checkpoint")
     }
 
     /// Removes what a crash left half-written in the job's directory.
@@ -131,6 +93,34 @@ impl DirStore {
             }
         }
     }
+}
+
+/// The numbers `number` finds in the names of `dir`'s entries, ascending (none if `dir` is
+/// missing); hidden leftovers are skipped, and any other name is an error naming it as not `what`.
+fn numbered_entries(
+    dir: &Path,
+    number: impl Fn(&str) -> Option<&str>,
+    what: &str,
+) -> Result<Vec<u64>, String> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io(format!("cannot list {}", dir.display()))(e)),
+    };
+    let mut ids = Vec::new();
+    for entry in entries {
+        let name = entry.map_err(io(format!("cannot list {}", dir.display())))?.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') {
+            continue;
+        }
+        let id = number(&name).and_then(|n| n.parse::<u64>().ok()).ok_or_else(|| {
+            format!("the JobManager store: {} holds {name:?}, which is not {what}", dir.display())
+        })?;
+        ids.push(id);
+    }
+    ids.sort_unstable();
+    Ok(ids)
 }
 
 fn checkpoint_name(id: u64) -> String {
